@@ -1,0 +1,1 @@
+"""ONNX export, the model bundle writer, verification, regeneration and inspection."""

@@ -1,0 +1,1 @@
+"""Checkpoint importers: one module per foreign format, each converting to this project's layout."""

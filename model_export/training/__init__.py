@@ -1,0 +1,1 @@
+"""Training and fine-tuning: datasets, recipes, the training loop and evaluation."""

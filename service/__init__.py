@@ -1,0 +1,1 @@
+"""HTTP inference service for ViT bundles on ONNX Runtime. Never imports torch."""
