@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch is pinned to the local CPU wheel; pip (not uv/poetry) resolves it.
-	$(PY) -m pip install --quiet -e ".[export,serve,dev]"
+	$(PY) -m pip install --quiet -e ".[export,serve,dev,ray]"
 	touch $(STAMP)
 
 test: setup
@@ -24,6 +24,8 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/yamllint --strict -c deploy/.yamllint deploy
 
 bundle: setup
 	@if [ ! -f $(BUNDLE)/manifest.json ]; then \
