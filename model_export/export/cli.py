@@ -1,9 +1,64 @@
-"""Commands of this stage (registered on the `vit-export` app)."""
+"""Commands of this stage: export, verify, regenerate, inspect, build-engine (on the `vit-export` app)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=1)
+
+
+def export(
+    source: Annotated[Path, typer.Argument(help="A training run or imported model directory.")],
+    out: Annotated[Path, typer.Option("--out", help="Bundle directory, or a path ending in .tar.")],
+    name: Annotated[str | None, typer.Option(help="Bundle name (default: the output's name).")] = None,
+    version: Annotated[str | None, typer.Option(help="Bundle version (default: date+digest).")] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 18,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Also write half-precision graphs (GPU).")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Also write int8 graphs (CPU).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
+) -> None:
+    """Export a model to a verified bundle (ONNX graphs, manifest, labels, weights, training record)."""
+    from model_export.export.bundle import ExportError, describe, export_bundle
+    from service.bundle import BundleError, Manifest
+
+    try:
+        path = export_bundle(
+            source, out, name=name, version=version, opset=opset, fp16=fp16, int8=int8, overwrite=overwrite
+        )
+    except (ExportError, BundleError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    from model_export.export import archive
+
+    with archive.opened(path) as root:
+        manifest = Manifest.read(root)
+    typer.echo(f"wrote {path} ({manifest.name} {manifest.version})")
+    typer.echo(describe(manifest))
+
+
+def verify(bundle: Annotated[Path, typer.Argument(help="Bundle directory or .tar.")]) -> None:
+    """Check checksums, schema, graph signatures and ONNX-vs-PyTorch parity; non-zero exit on any fault."""
+    from model_export.export.verify import verify_bundle
+    from service.bundle import BundleError
+
+    try:
+        report = verify_bundle(bundle)
+    except BundleError as exc:
+        raise _fail(f"{bundle}: {exc}") from exc
+    typer.echo(f"{bundle}: OK ({report.name} {report.version}, {report.files_checked} files checked)")
+    for file, figures in report.graphs.items():
+        rollout = figures.get("max_abs_rollout")
+        typer.echo(
+            f"  {file}: max|Δlogits|={figures['max_abs_logits']:.2e}"
+            + (f" max|Δrollout|={rollout:.2e}" if rollout is not None else "")
+        )
+
+
 def register(app: typer.Typer) -> None:
-    """Nothing registered yet."""
+    app.command("export")(export)
+    app.command("verify")(verify)
