@@ -59,6 +59,32 @@ def verify(bundle: Annotated[Path, typer.Argument(help="Bundle directory or .tar
         )
 
 
+def build_engine(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
+    cache_dir: Annotated[Path, typer.Option("--cache-dir", help="Engine and timing cache.")] = Path(
+        ".trt-cache"
+    ),
+    fp16: Annotated[bool, typer.Option("--fp16", help="Let TensorRT use fp16 kernels.")] = False,
+    max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Largest batch of the profile.")] = 16,
+) -> None:
+    """Build and cache TensorRT engines for the bundle's graphs (needs onnxruntime-gpu with TensorRT)."""
+    from model_export.export.tensorrt import EngineBuildError, build_engines
+    from service.bundle import BundleError
+
+    if not bundle.is_dir():
+        raise _fail(f"{bundle} is not a bundle directory (unpack a .tar bundle first)")
+    try:
+        reports = build_engines(bundle, cache_dir, fp16=fp16, max_batch=max_batch)
+    except (EngineBuildError, BundleError) as exc:
+        raise _fail(str(exc)) from exc
+    for report in reports:
+        typer.echo(f"{report.file}: engine ready in {report.seconds:.1f} s ({', '.join(report.providers)})")
+    typer.echo(
+        f"cache: {cache_dir} (serve with VIT_TRT_CACHE_DIR={cache_dir} VIT_MAX_BATCH_SIZE={max_batch})"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("export")(export)
     app.command("verify")(verify)
+    app.command("build-engine")(build_engine)

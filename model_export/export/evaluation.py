@@ -30,16 +30,11 @@ def load_test_split(source: Path, input_size: tuple[int, int], limit: int = EVAL
     try:
         from model_export.training.data import load_eval_arrays
 
-        loaded = load_eval_arrays(read_json(Path(source) / "config.json"), "test")
+        images, labels = load_eval_arrays(read_json(Path(source) / "config.json"), "test", limit=limit)
     except Exception as exc:  # a missing dataset must not block an export; the manifest says why
         return EvalSplit(None, None, f"test split unavailable ({type(exc).__name__}: {exc})")
-    images, labels = (loaded.images, loaded.labels) if hasattr(loaded, "images") else loaded
     images, labels = np.asarray(images), np.asarray(labels)
     if images.dtype != np.uint8 or images.shape[1:] != (*input_size, 3):
         note = f"test split has shape {images.shape} {images.dtype}, not the graph input"
         return EvalSplit(None, None, note)
-    if len(images) > limit:
-        rng = np.random.default_rng(0)
-        keep = np.sort(rng.choice(len(images), size=limit, replace=False))
-        return EvalSplit(images[keep], labels[keep], f"test split: {limit} of {len(images)} images (seed 0)")
-    return EvalSplit(images, labels, f"test split: all {len(images)} images")
+    return EvalSplit(images, labels, f"test split: {len(images)} images (at most {limit}, seeded subset)")
