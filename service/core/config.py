@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(40_000_000, ge=1)
     max_batch_files: int = Field(32, ge=1)
+    max_batch_upload_bytes: int = Field(64 * 1024 * 1024, ge=1, description="a whole /classify/batch body")
     decode_workers: int = Field(default_factory=lambda: max(2, os.cpu_count() or 1), ge=1)
 
     # ONNX Runtime.

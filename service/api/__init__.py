@@ -1,0 +1,1 @@
+"""The HTTP layer: routes, schemas, dependencies, errors and middleware."""

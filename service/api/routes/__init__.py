@@ -1,0 +1,1 @@
+"""One module per concern: classify, explain, health, model."""
