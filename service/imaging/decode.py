@@ -9,7 +9,10 @@ Pillow (or a signature check) recognises are refused with 415.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import warnings
+from collections.abc import Iterator
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
@@ -61,15 +64,28 @@ def decode_image(data: bytes, *, max_pixels: int, target_size: tuple[int, int] |
 
 
 def _align_pillow_limit(max_pixels: int) -> None:
-    """Pillow's own bomb check stays on, and never at a lower limit than ours: it then only ever refuses
-    images we refuse too (its warning zone, MAX..2×MAX pixels, lies above our limit)."""
+    """Pillow's own bomb checks (on open, GIF frames, TIFF tiles) stay on, never below our limit, so they
+    only ever refuse images we refuse too; a limit someone set to None is restored."""
     if Image.MAX_IMAGE_PIXELS is None or max_pixels > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = max_pixels
 
 
+@contextlib.contextmanager
+def _bomb_warnings_raise() -> Iterator[None]:
+    """Pillow only warns between MAX_IMAGE_PIXELS and twice that; make it raise.
+
+    ``catch_warnings`` swaps process-wide filters; should two threads race, the filter one of them can
+    leave installed is this same category-specific "error" filter, the behaviour wanted anyway.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
 def _open(data: bytes) -> Image.Image:
     try:
-        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+        with _bomb_warnings_raise():
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except _BOMB_ERRORS as exc:
         raise ImageTooLargeError(f"the image declares too many pixels to decode safely ({exc})") from exc
     except UnidentifiedImageError:
@@ -105,7 +121,7 @@ def _refused_format(data: bytes) -> str | None:
     if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
         return "SVG"
     try:
-        with Image.open(io.BytesIO(data), formats=_IDENTIFY_ONLY) as other:
+        with _bomb_warnings_raise(), Image.open(io.BytesIO(data), formats=_IDENTIFY_ONLY) as other:
             return str(other.format)
     except Exception:  # not identifiable either: the caller reports an invalid image
         return None
@@ -138,7 +154,8 @@ def _draft(image: Image.Image, target_size: tuple[int, int]) -> None:
 
 def _load(image: Image.Image) -> None:
     try:
-        image.load()
+        with _bomb_warnings_raise():
+            image.load()
     except _BOMB_ERRORS as exc:
         raise ImageTooLargeError(f"the image is too large to decode safely ({exc})") from exc
     except Exception as exc:  # truncated or corrupt data: OSError, SyntaxError, ValueError, EOFError, ...

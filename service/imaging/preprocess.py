@@ -29,6 +29,9 @@ FILTERS: dict[str, Image.Resampling] = {
 # A JPEG may be DCT-downscaled only while it keeps twice the resolution the resize needs: the filter then
 # still has real detail to average, and the result stays within ~1 grey level of a full decode.
 DRAFT_MARGIN = 2
+# shorter_side never materialises a resized image larger than the source and than this many crops; beyond
+# that (extreme aspect ratios) only the region that survives the crop is resized.
+AMPLIFICATION_CROPS = 16
 
 
 def resized_size(width: int, height: int, preprocessing: Preprocessing) -> tuple[int, int]:
@@ -65,12 +68,30 @@ def preprocessed_image(image: Image.Image, preprocessing: Preprocessing) -> Imag
     image = to_rgb(image)
     resample = FILTERS[preprocessing.interpolation]
     size = resized_size(image.width, image.height, preprocessing)
+    if preprocessing.resize == "exact":
+        return image if image.size == size else image.resize(size, resample=resample)
+    crop_h, crop_w = preprocessing.input_size
+    box = center_crop_box(size[0], size[1], crop_h, crop_w)
+    if size[0] * size[1] > max(image.width * image.height, AMPLIFICATION_CROPS * crop_h * crop_w):
+        return _resize_crop_region(image, size, box, resample)
     if image.size != size:  # Pillow would return a plain copy
         image = image.resize(size, resample=resample)
-    if preprocessing.resize == "shorter_side":
-        crop_h, crop_w = preprocessing.input_size
-        image = image.crop(center_crop_box(image.width, image.height, crop_h, crop_w))
-    return image
+    return image.crop(box)
+
+
+def _resize_crop_region(
+    image: Image.Image, size: tuple[int, int], box: tuple[int, int, int, int], resample: Image.Resampling
+) -> Image.Image:
+    """Resize only the source region that ends up in the crop.
+
+    A 10000×1 strip would otherwise be resized to 2,560,000×256 before a 224×224 crop (gigabytes from a
+    10 kB upload). The sampling grid is the same as resize-then-crop; floating-point rounding of the filter
+    positions can move a pixel by one grey level, so this path is used only for such extreme aspect ratios.
+    """
+    scale_x, scale_y = image.width / size[0], image.height / size[1]
+    left, top, right, bottom = box
+    source = (left * scale_x, top * scale_y, right * scale_x, bottom * scale_y)
+    return image.resize((right - left, bottom - top), resample=resample, box=source)
 
 
 def preprocess(image: Image.Image, preprocessing: Preprocessing) -> np.ndarray:
