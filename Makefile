@@ -36,5 +36,13 @@ bundle: setup
 serve: bundle
 	VIT_BUNDLE=$(BUNDLE) $(VENV)/bin/vit-serve --host $(HOST) --port $(PORT)
 
+# Benchmarks (docs/benchmarks.md): engine ceiling, the service over HTTP, peer servers, hardware limit.
+# Peers install into .bench/venvs on first use; the full run takes < 20 min on 2 cores.
+bench: setup
+	$(PY) -m bench
+
+bench-quick: setup
+	$(PY) -m bench --quick
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
