@@ -21,13 +21,21 @@ from PIL import Image
 from service.imaging.errors import UnsupportedImageTypeError
 
 WHITE = (255, 255, 255)
-_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA"})
+_PREMULTIPLIED_MODES = frozenset({"RGBa", "La"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 _DIRECT_MODES = frozenset({"L", "1", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"})
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """The image as mode ``RGB``; an image that already is RGB is returned as is (no copy)."""
+    try:
+        return _convert(image)
+    except ValueError as exc:  # a mode Pillow cannot take to RGB
+        raise UnsupportedImageTypeError(f"images in pixel mode {image.mode} are not supported") from exc
+
+
+def _convert(image: Image.Image) -> Image.Image:
     mode = image.mode
     if mode in ("RGB", "L", "P") and "transparency" in image.info:  # a tRNS colour key or palette alpha
         return _over_white(image.convert("RGBA"))
@@ -38,22 +46,29 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return _over_white(image.convert("RGBA")) if has_alpha else image.convert("RGB")
     if mode in _ALPHA_MODES:
         return _over_white(image.convert("RGBA"))
+    if mode in _PREMULTIPLIED_MODES:
+        return _premultiplied_over_white(image)
     if mode in _SIXTEEN_BIT_MODES:
         return _grey_to_rgb(_sixteen_bit_to_grey(image))
     if mode == "F":
         return _grey_to_rgb(_float_to_grey(image))
     if mode in _DIRECT_MODES:
-        try:
-            return image.convert("RGB")
-        except ValueError as exc:  # a mode Pillow cannot take to RGB
-            raise UnsupportedImageTypeError(f"images in pixel mode {mode} are not supported") from exc
-    raise UnsupportedImageTypeError(f"images in pixel mode {mode} are not supported")
+        return image.convert("RGB")
+    raise ValueError(f"no conversion from {mode}")
 
 
 def _over_white(rgba: Image.Image) -> Image.Image:
     background = Image.new("RGB", rgba.size, WHITE)
     background.paste(rgba, mask=rgba.getchannel("A"))
     return background
+
+
+def _premultiplied_over_white(image: Image.Image) -> Image.Image:
+    """Colour already multiplied by alpha: over white it is colour + 255 - alpha (Pillow cannot take La
+    to RGBA)."""
+    values = np.asarray(image).astype(np.int16)
+    over = np.clip(values[..., :-1] + (255 - values[..., -1:]), 0, 255).astype(np.uint8)
+    return _grey_to_rgb(over[..., 0]) if image.mode == "La" else Image.fromarray(over)
 
 
 def _sixteen_bit_to_grey(image: Image.Image) -> np.ndarray:
