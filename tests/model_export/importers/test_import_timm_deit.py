@@ -10,7 +10,6 @@ import torch
 from safetensors.torch import save_file
 
 from model_export.importers import CheckpointError, load_foreign
-
 from tests.model_export.importers.importer_helpers import random_vit, tiny_config
 
 transformers = pytest.importorskip("transformers")
@@ -85,7 +84,9 @@ def test_timm_hub_directory_uses_pretrained_cfg_and_old_pre_logits_names(tmp_pat
     (tmp_path / "hub").mkdir()
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "hub" / "model.safetensors"))
     cfg = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "crop_pct": 0.9, "interpolation": "bilinear"}
-    (tmp_path / "hub" / "config.json").write_text(json.dumps({"architecture": "vit_x", "pretrained_cfg": cfg}))
+    (tmp_path / "hub" / "config.json").write_text(
+        json.dumps({"architecture": "vit_x", "pretrained_cfg": cfg})
+    )
 
     ours, info = load_foreign("timm", tmp_path / "hub", heads=4)
     assert info.config.pre_logits_dim == 24
@@ -119,7 +120,9 @@ def test_distilled_deit_checkpoint_in_its_model_wrapper(tmp_path):
     assert info.config.distilled and ours.head_dist is not None
     pixels = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        tokens, _ = source.forward_features(pixels)  # DeiT inference: mean of the class and distillation heads
+        tokens, _ = source.forward_features(
+            pixels
+        )  # DeiT inference: mean of the class and distillation heads
         expected = (source.head(tokens[:, 0]) + source.head_dist(tokens[:, 1])) / 2
         torch.testing.assert_close(ours(pixels), expected, rtol=0, atol=1e-5)
     pre = info.preprocessing
