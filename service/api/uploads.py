@@ -73,7 +73,7 @@ async def read_images(
 ) -> list[Upload | ApiError]:
     """Images from a multipart ``field`` or a raw ``image/*`` body; per-file refusals come back in place."""
     kind = media_type(request)
-    if kind.startswith("image/"):
+    if kind.startswith("image/") or kind == "application/octet-stream":
         return [Upload(None, kind, await read_body(request, per_file_limit))]
     if kind != MULTIPART:
         raise ApiError(
