@@ -84,7 +84,30 @@ def build_engine(
     )
 
 
+def inspect(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory or .tar.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the PNGs and inspection.json.")],
+    components: Annotated[int, typer.Option(min=1, help="Principal components of the filters.")] = 28,
+    images: Annotated[int, typer.Option(min=1, help="Images for the attention distances.")] = 6,
+) -> None:
+    """The paper's inspection figures: embedding filters, position similarity, attention distance."""
+    from model_export.inspection.inspect_bundle import inspect_bundle
+    from service.bundle import BundleError
+
+    try:
+        result = inspect_bundle(bundle, out, components=components, images=images)
+    except BundleError as exc:
+        raise _fail(f"{bundle}: {exc}") from exc
+    distance = result["attention_distance"]["mean_distance"]
+    typer.echo(f"wrote {out}: embedding_filters.png position_similarity.png attention_distance.png")
+    typer.echo(
+        f"mean attention distance (px), first layer {min(distance[0]):.1f}-{max(distance[0]):.1f}, "
+        f"last layer {min(distance[-1]):.1f}-{max(distance[-1]):.1f}"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("export")(export)
     app.command("verify")(verify)
     app.command("build-engine")(build_engine)
+    app.command("inspect")(inspect)
