@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench import engine, machine
 from bench.http import closed_sweep, open_sweep, run_loadgen
-from bench.images import content_type, ensure_images
+from bench.images import IMAGES, content_type, ensure_images
 from bench.models import MODELS, PreparedModel, prepare
 from bench.peers_spec import PEERS, peer_spec, service_spec
 from bench.servers import RunningServer
@@ -43,6 +43,7 @@ class Plan:
     max_batch_size: int = 16
     max_batch_delay_ms: float = 5.0
     extras_model: str = "vit-s16"  # explanations and preprocessing are measured on this model
+    images: list[str] = field(default_factory=lambda: list(IMAGES))
 
     @classmethod
     def quick_plan(cls) -> Plan:
@@ -162,7 +163,7 @@ def run(plan: Plan, cache: Path, out_dir: Path, markdown: Path) -> dict:
     }
     log("fp32 GEMM limit")
     results["hardware"] = machine.gemm_gflops(plan.gemm_n)
-    images = ensure_images(cache)
+    images = ensure_images(cache, sorted(set(plan.images) | {LOAD_IMAGE}))
     results["images"] = {name: {"bytes": path.stat().st_size} for name, path in images.items()}
     for name in plan.models:
         log(f"{name}: preparing bundle")
@@ -214,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, help="seconds of warm-up per load level")
     parser.add_argument("--batches", help="comma list of engine batch sizes")
     parser.add_argument("--gemm-n", type=int, help="matrix size of the GEMM limit")
+    parser.add_argument("--images", help=f"comma list from {list(IMAGES)} for the preprocessing figures")
     parser.add_argument(
         "--cache", type=Path, default=REPO / ".bench", help="bundles, images, peer venvs, logs"
     )
@@ -247,5 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     plan.duration_s = args.duration or plan.duration_s
     plan.warmup_s = args.warmup if args.warmup is not None else plan.warmup_s
     plan.gemm_n = args.gemm_n or plan.gemm_n
+    if args.images:
+        plan.images = [i for i in args.images.split(",") if i]
+        unknown = sorted(set(plan.images) - set(IMAGES))
+        if unknown:
+            parser.error(f"unknown images {unknown}; choose from {list(IMAGES)}")
     run(plan, args.cache, args.out_dir, args.markdown)
     return 0

@@ -29,7 +29,7 @@ app = FastAPI()
 
 
 def classify(data: bytes) -> list[dict]:
-    pixels = torch.from_numpy(preprocess(data, preprocessing)).permute(2, 0, 1).unsqueeze(0)
+    pixels = torch.tensor(preprocess(data, preprocessing)).permute(2, 0, 1).unsqueeze(0)
     with torch.inference_mode():
         logits = model((pixels.float() / 255.0 - mean) / std)
     return top_k(logits[0].numpy(), info.labels, settings.top_k)
