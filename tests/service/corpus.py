@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, features
 
 # The statuses hold for any max_pixels in this range: every valid case is far smaller, every too-large
 # case larger (the "huge dimensions" JPEG declares 144 M pixels, the bomb 900 M).
@@ -162,6 +162,10 @@ def _valid_cases() -> list[Case]:
         ok("tiff", _save(pattern, "TIFF"), "image/tiff", both),
         ok("float_tiff", _float_tiff(), "image/tiff", _left_right(BLACK, WHITE)),
         ok("jpeg_as_octet_stream", _save(pattern, "JPEG", quality=95), "application/octet-stream", both, 12),
+        ok("mpo_jpeg", _save(pattern, "MPO", save_all=True, append_images=[pattern.rotate(180)]), "image/jpeg",
+           both, tolerance=12),
+        *([ok("avif", _save(pattern, "AVIF", quality=90), "image/avif", both, tolerance=12)]
+          if features.check("avif") else []),
         Case("one_pixel_png", _save(Image.new("RGB", (1, 1), RED), "PNG"), "image/png", 200, None, (1, 1),
              ((0, 0, RED),)),
     ]  # fmt: skip
