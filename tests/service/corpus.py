@@ -162,8 +162,8 @@ def _valid_cases() -> list[Case]:
         ok("tiff", _save(pattern, "TIFF"), "image/tiff", both),
         ok("float_tiff", _float_tiff(), "image/tiff", _left_right(BLACK, WHITE)),
         ok("jpeg_as_octet_stream", _save(pattern, "JPEG", quality=95), "application/octet-stream", both, 12),
-        ok("mpo_jpeg", _save(pattern, "MPO", save_all=True, append_images=[pattern.rotate(180)]), "image/jpeg",
-           both, tolerance=12),
+        ok("mpo_jpeg", _save(pattern, "MPO", save_all=True, append_images=[pattern.rotate(180)]),
+           "image/jpeg", both, tolerance=12),
         *([ok("avif", _save(pattern, "AVIF", quality=90), "image/avif", both, tolerance=12)]
           if features.check("avif") else []),
         Case("one_pixel_png", _save(Image.new("RGB", (1, 1), RED), "PNG"), "image/png", 200, None, (1, 1),
