@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from model_export.checkpoint import load_checkpoint
 from model_export.importers import CheckpointError, import_checkpoint, load_foreign
 from model_export.importers.labels import imagenet1k_labels
+from tests.model_export.importers.importer_helpers import preprocess
 
 transformers = pytest.importorskip("transformers")
 
@@ -92,3 +94,25 @@ def test_other_model_types_are_refused(tmp_path):
     (tmp_path / "hf" / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="model_type 'deit'"):
         load_foreign("hf", tmp_path / "hf")
+
+
+def test_preprocessor_config_and_sharded_weights(tmp_path):
+    hf = hf_model(tmp_path, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                  image_size=32, patch_size=8, num_labels=3)  # fmt: skip
+    hf.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
+    processor = transformers.ViTImageProcessorPil(
+        resample=3, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+        size={"height": 32, "width": 32},
+    )  # fmt: skip
+    processor.save_pretrained(tmp_path / "sharded")
+
+    ours, info = load_foreign("hf", tmp_path / "sharded")
+    pre = info.preprocessing
+    assert (pre.resize, pre.interpolation, pre.mean) == ("exact", "bicubic", (0.485, 0.456, 0.406))
+    photo = (np.random.default_rng(0).random((45, 60, 3)) * 255).astype(np.uint8)
+    theirs = processor(images=photo, return_tensors="pt")["pixel_values"]
+    mine = preprocess(photo, pre)
+    assert (mine - theirs).abs().max().item() <= 1e-5  # the recorded recipe is what transformers does
+    with torch.no_grad():
+        assert (ours(mine) - hf(pixel_values=mine).logits).abs().max().item() <= 1e-4

@@ -3,15 +3,12 @@ preprocessing recorded in model.json (implemented here with Pillow, as serving d
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from model_export.checkpoint import load_checkpoint
 from model_export.importers import import_checkpoint
-from service.bundle import Preprocessing
-from tests.model_export.importers.importer_helpers import DEIT_TINY
+from tests.model_export.importers.importer_helpers import DEIT_TINY, preprocess
 
 pytestmark = [
     pytest.mark.shared_data,
@@ -19,31 +16,8 @@ pytestmark = [
 ]
 skimage_data = pytest.importorskip("skimage.data")
 
-FILTERS = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-}
 CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 COFFEE = {"cup", "espresso", "coffee mug"}
-
-
-def preprocess(rgb: np.ndarray, pre: Preprocessing) -> torch.Tensor:
-    image = Image.fromarray(rgb).convert("RGB")
-    height, width = pre.input_size
-    if pre.resize == "shorter_side":
-        w, h = image.size
-        scale = pre.resize_size / min(w, h)
-        size = (pre.resize_size, int(h * scale)) if w <= h else (int(w * scale), pre.resize_size)
-        image = image.resize(size, FILTERS[pre.interpolation])
-        left, top = round((image.width - width) / 2), round((image.height - height) / 2)
-        image = image.crop((left, top, left + width, top + height))
-    else:
-        image = image.resize((width, height), FILTERS[pre.interpolation])
-    pixels = np.asarray(image, dtype=np.float32) / 255.0
-    pixels = (pixels - np.array(pre.mean, np.float32)) / np.array(pre.std, np.float32)
-    return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
 
 
 @pytest.fixture(scope="module")
