@@ -6,6 +6,7 @@ The bundle is also a model directory (``model.json`` + ``labels.json`` + ``weigh
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -20,7 +21,7 @@ from model_export.atomic import atomic_directory
 from model_export.checkpoint import LABELS_FILE, MODEL_FILE, WEIGHTS_FILE, load_checkpoint
 from model_export.config import PRESETS
 from model_export.export import archive, graphs, model_card, parity, provenance, variants
-from model_export.export.evaluation import EvalSplit, load_test_split
+from model_export.export.evaluation import EvalSplit, load_test_split, sample_photos
 from model_export.model import ViT
 from service.bundle import Architecture, GraphSpec, Manifest, Preprocessing, file_sha256
 
@@ -61,11 +62,15 @@ def check_parity(file: str, figures: dict[str, float]) -> None:
         raise ExportError(f"{file}: rollout differs from NumPy by {figures['max_abs_rollout']:.3g}")
 
 
-def parity_batches(model: ViT, split: EvalSplit) -> dict[str, np.ndarray]:
+def parity_batches(model: ViT, preprocessing: Preprocessing, split: EvalSplit) -> dict[str, np.ndarray]:
+    """Seeded random images, plus real ones: the run's test split, or sample photos without one."""
     batches = {"random": parity.random_pixels(model.config.image_size)}
     if split.available:
         assert split.images is not None
         batches["test"] = split.images[:REAL_PARITY_IMAGES]
+    else:
+        with contextlib.suppress(ImportError):  # scikit-image is optional at export time
+            batches["photos"] = sample_photos(preprocessing)
     return batches
 
 
@@ -80,7 +85,7 @@ class _GraphWriter:
             split,
             opset,
         )
-        self.batches = parity_batches(model, split)
+        self.batches = parity_batches(model, preprocessing, split)
         self.references = {
             name: parity.torch_reference(model, preprocessing, pixels)
             for name, pixels in self.batches.items()

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from model_export.export.provenance import is_training_run, read_json
+from service.bundle import Preprocessing
 
+SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina")
 EVAL_LIMIT = 2000  # enough for a stable top-1 without making an export of a big model crawl on a CPU
 
 
@@ -38,3 +40,16 @@ def load_test_split(source: Path, input_size: tuple[int, int], limit: int = EVAL
         note = f"test split has shape {images.shape} {images.dtype}, not the graph input"
         return EvalSplit(None, None, note)
     return EvalSplit(images, labels, f"test split: {len(images)} images (at most {limit}, seeded subset)")
+
+
+def sample_photos(preprocessing: Preprocessing, count: int = len(SAMPLE_PHOTOS)) -> np.ndarray:
+    """scikit-image's bundled photographs (no download) through the model's evaluation preprocessing:
+    real images for checkpoints that come without a dataset."""
+    from PIL import Image
+    from skimage import data
+
+    from model_export.training.transforms import eval_transform
+
+    transform = eval_transform(preprocessing)
+    photos = [transform(Image.fromarray(getattr(data, name)())) for name in SAMPLE_PHOTOS[:count]]
+    return np.stack(photos)

@@ -11,25 +11,12 @@ import torch
 
 from model_export.checkpoint import load_checkpoint
 from model_export.export import archive
+from model_export.export.evaluation import sample_photos
 from model_export.export.graphs import PixelNormalize
 from model_export.export.provenance import read_json
 from model_export.inspection import figures, plots
 from model_export.model import ViT
 from service.bundle import Manifest, Preprocessing
-
-SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina")
-
-
-def sample_photos(preprocessing: Preprocessing, count: int) -> np.ndarray:
-    """scikit-image's bundled photographs through the bundle's own evaluation preprocessing."""
-    from PIL import Image
-    from skimage import data
-
-    from model_export.training.transforms import eval_transform
-
-    transform = eval_transform(preprocessing)
-    photos = [transform(Image.fromarray(getattr(data, name)())) for name in SAMPLE_PHOTOS[:count]]
-    return np.stack(photos)
 
 
 def inspection_images(root: Path, manifest: Manifest, count: int) -> tuple[np.ndarray, str]:

@@ -38,7 +38,7 @@ def make_run(directory: Path, config: ViTConfig) -> Path:
     """A model directory shaped like a training run (config/metrics/data JSON beside the weights)."""
     make_checkpoint(directory, config)
     (directory / "config.json").write_text(json.dumps({"dataset": "none:test", "seed": 3, "epochs": 1}))
-    (directory / "metrics.json").write_text(json.dumps({"test_top1": 0.5}))
+    (directory / "metrics.json").write_text(json.dumps({"split": "test", "top1": 0.5}))
     (directory / "data.json").write_text(json.dumps({"fingerprint": "abc123", "seed": 3}))
     return directory
 

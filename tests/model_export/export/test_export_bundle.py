@@ -67,7 +67,7 @@ def test_training_run_carries_code_pins_config_and_command(tmp_path):
     manifest = Manifest.read(out)
     assert manifest.training["kind"] == "run"
     assert manifest.training["data_fingerprint"] == "abc123" and manifest.training["seed"] == 3
-    assert manifest.metrics["test_top1"] == 0.5
+    assert manifest.metrics["top1"] == 0.5
     assert "training/src/model_export/model.py" in manifest.files
 
 
