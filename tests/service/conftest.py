@@ -63,10 +63,9 @@ def digits_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("digits")
     # A small, quick recipe (about 15 s on one core) that still reaches ~90% test top-1.
-    config = TrainConfig(
-        dataset="digits", epochs=15, threads=1, workers=0, patch_size=8, dim=64, depth=2, heads=4, mlp_dim=128,
-        warmup_epochs=1.0, lr=3e-3, augment="none", label_smoothing=0.0,
-    )  # fmt: skip
+    model = dict(patch_size=8, dim=64, depth=2, heads=4, mlp_dim=128)
+    recipe = dict(epochs=15, warmup_epochs=1.0, lr=3e-3, augment="none", label_smoothing=0.0)
+    config = TrainConfig(dataset="digits", threads=1, workers=0, **model, **recipe)
     run = run_training(config, root / "run")
     return export_bundle(run, root / "bundle", verify=False)
 
