@@ -18,6 +18,7 @@ from torch import Tensor
 
 from model_export.config import PRESETS, ViTConfig
 from model_export.model import ViT
+from model_export.pos_embed import resample_abs_pos_embed
 from service.bundle import Preprocessing
 
 
@@ -185,15 +186,20 @@ def check_state(state: dict[str, Tensor], model: ViT, resample_pos_embed: bool) 
 
 def build_model(converted: Converted, image_size: tuple[int, int] | None = None) -> tuple[ViT, ViTConfig]:
     """The ViT holding the converted weights, at the checkpoint's resolution or at ``image_size``."""
-    config = converted.config
-    check_state(converted.state, meta_model(config), resample_pos_embed=False)
+    config, state = converted.config, dict(converted.state)
+    check_state(state, meta_model(config), resample_pos_embed=False)
     if image_size is not None and tuple(image_size) != tuple(config.image_size):
         try:
-            config = replace(config, image_size=tuple(image_size), extra=dict(config.extra))
+            new = replace(config, image_size=tuple(image_size), extra=dict(config.extra))
         except ValueError as exc:
             raise CheckpointError(str(exc)) from exc
+        # the trained grid is passed explicitly: it need not be square (HF configs may say [H, W])
+        state["pos_embed"] = resample_abs_pos_embed(
+            state["pos_embed"], new.grid_size, config.num_prefix_tokens, old_grid=config.grid_size
+        )
+        config = new
     model = ViT(config)
-    model.load_state_dict_resampled(converted.state)
+    model.load_state_dict_resampled(state)
     return model.eval(), config
 
 

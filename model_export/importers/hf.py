@@ -124,7 +124,10 @@ def read_preprocessing(directory: Path, input_size: tuple[int, int]) -> tuple[Pr
             Preprocessing(input_size, "exact", None, "bilinear", INCEPTION_MEAN, INCEPTION_STD),
             "ViTImageProcessor defaults",
         )
-    cfg = json.loads(path.read_text())
+    try:
+        cfg = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
     mean = tuple(cfg.get("image_mean", INCEPTION_MEAN))
     std = tuple(cfg.get("image_std", INCEPTION_STD))
     interpolation = PIL_FILTERS.get(int(cfg.get("resample", 2)), "bilinear")

@@ -11,6 +11,7 @@ import torch
 from model_export.checkpoint import load_checkpoint
 from model_export.importers import CheckpointError, import_checkpoint, load_foreign
 from model_export.importers.labels import imagenet1k_labels
+from model_export.pos_embed import resample_abs_pos_embed
 from tests.model_export.importers.importer_helpers import preprocess
 
 transformers = pytest.importorskip("transformers")
@@ -74,6 +75,10 @@ def test_written_directory_reloads_with_the_same_outputs(tmp_path):
     assert json.loads((out / "model.json").read_text())["source"]["format"] == "hf"
     torch.manual_seed(2)
     assert_parity(hf, ours, torch.randn(1, 3, 32, 48))
+
+    larger, _ = load_foreign("hf", tmp_path / "hf", image_size=(48, 64))  # a 2x3 grid becomes 3x4
+    expected = resample_abs_pos_embed(ours.pos_embed.detach(), (3, 4), old_grid=(2, 3))
+    torch.testing.assert_close(larger.pos_embed.detach(), expected)
 
 
 @pytest.mark.slow
