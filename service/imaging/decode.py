@@ -38,7 +38,9 @@ _IDENTIFY_ONLY: tuple[str, ...] = tuple(
 )
 _DRAFTABLE = frozenset({"JPEG", "MPO"})
 _TRANSPOSED_ORIENTATIONS = frozenset({5, 6, 7, 8})  # 90° or 270°: width and height swap
-_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif"})
+# ISO base media "ftyp" brands of HEIF stills and sequences (phones' HEIC) and of AVIF.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
@@ -112,7 +114,9 @@ def _refused_format(data: bytes) -> str | None:
     """The name of an image format we recognise but do not decode, or None."""
     head = data[:2048]
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
-        return "HEIF/HEIC/AVIF" if "AVIF" not in ACCEPTED_FORMATS else "HEIF/HEIC"
+        return "HEIF/HEIC"
+    if head[4:8] == b"ftyp" and head[8:12] in _AVIF_BRANDS and "AVIF" not in ACCEPTED_FORMATS:
+        return "AVIF"  # with AVIF accepted, one Pillow could not open is simply corrupt (400)
     if head.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")):
         return "JPEG XL"
     if head.startswith(b"%PDF-"):

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from service.imaging import (
+    ACCEPTED_FORMATS,
     ImageError,
     ImageTooLargeError,
     InvalidImageError,
@@ -164,3 +165,24 @@ def test_jpeg_draft_keeps_the_requested_upright_size(orientation: int) -> None:
     assert image.width * image.height < 1600 * 800  # it was decoded at a reduced scale
     full = decode_image(data, max_pixels=LIMIT)
     assert full.size == ((1600, 800) if orientation == 1 else (800, 1600))
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(32), "HEIF/HEIC"),
+        (b"%PDF-1.7\n" + bytes(32), "PDF"),
+        (b"\xff\x0a" + bytes(32), "JPEG XL"),
+        (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>', "SVG"),
+    ],
+)
+def test_recognised_but_refused_signatures_are_415(data: bytes, name: str) -> None:
+    with pytest.raises(UnsupportedImageTypeError, match=name):
+        decode_image(data, max_pixels=LIMIT)
+
+
+def test_corrupt_avif_is_invalid_when_avif_is_accepted() -> None:
+    if "AVIF" not in ACCEPTED_FORMATS:
+        pytest.skip("this Pillow has no AVIF support")
+    with pytest.raises(InvalidImageError):
+        decode_image(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1" + bytes(32), max_pixels=LIMIT)
