@@ -72,7 +72,7 @@ def _premultiplied_over_white(image: Image.Image) -> Image.Image:
 
 
 def _sixteen_bit_to_grey(image: Image.Image) -> np.ndarray:
-    values = np.asarray(image).astype(np.int64, copy=False)
+    values = np.asarray(image).astype(np.int32, copy=False)  # I;16 is uint16, I already int32
     values = np.clip(values, 0, 65535)
     # round(v * 255 / 65535) == (v + 128) // 257 for every v in 0..65535.
     return ((values + 128) // 257).astype(np.uint8)
