@@ -9,6 +9,7 @@ happens once, here.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -62,15 +63,26 @@ def read_tensors(path: Path) -> dict[str, Tensor]:
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path))
+            return unwrap_state_dict(load_file(str(path)), path)
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"{path} is not a readable safetensors file (truncated?): {exc}") from exc
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load fails in many ways on damaged files; all mean the same here
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated?): {first}") from exc
+        first = _first_reason(exc)
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint (truncated, or holding objects other than "
+            f"tensors, which are never unpickled): {first}"
+        ) from exc
     return unwrap_state_dict(obj, path)
+
+
+def _first_reason(exc: Exception) -> str:
+    """torch.load's messages are long; keep the line that says why (e.g. "Unsupported global: ...")."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines()]
+    lines = [line for line in lines if line]
+    why = [line for line in lines if "Unsupported global" in line]
+    return (why or lines or [type(exc).__name__])[0]
 
 
 def _sniff(path: Path) -> str:

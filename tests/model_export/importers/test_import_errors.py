@@ -138,3 +138,12 @@ def test_existing_output_is_kept_without_overwrite(run, tmp_path):
     assert (
         result.exit_code == 0 and not (out / "keep.txt").exists() and (out / "weights.safetensors").is_file()
     )
+
+
+def test_pickled_objects_are_never_loaded(run, tmp_path):
+    import argparse  # a DeiT training checkpoint keeps its argparse.Namespace next to the weights
+
+    torch.save({"model": tiny_state(), "args": argparse.Namespace(lr=1e-3)}, tmp_path / "train.pth")
+    out = tmp_path / "out"
+    result = run("--format", "deit", tmp_path / "train.pth", "--out", out, "--heads", "4")
+    assert_refused(result, out, "never unpickled", "argparse.Namespace")
