@@ -37,7 +37,7 @@ def run_loadgen(
         argv,
         capture_output=True,
         text=True,
-        timeout=duration + warmup + 180,
+        timeout=5 * (duration + warmup) + 300,
         cwd=Path(__file__).resolve().parents[1],
     )
     if done.returncode != 0:

@@ -44,12 +44,16 @@ def build_request(kind: str, image: bytes, content_type: str) -> dict:
 
 @dataclass
 class Tally:
-    """Outcomes of the requests that started inside the measurement window."""
+    """Outcomes inside the measurement window ``[start, end]``.
 
-    start: float
-    end: float
+    Throughput counts every success that *finishes* inside the window (a steady-state rate, whatever
+    the request's start); latencies are those of the requests that *started* inside it.
+    """
+
+    start: float = float("inf")
+    end: float = float("inf")
     latencies: list[float] = field(default_factory=list)
-    ok_done_in_window: int = 0
+    done_in_window: int = 0
     sent: int = 0
     ok: int = 0
     rejected_429: int = 0
@@ -58,6 +62,8 @@ class Tally:
     client_dropped: int = 0
 
     def record(self, started: float, finished: float, status: int | None) -> None:
+        if status == 200 and self.start <= finished <= self.end:
+            self.done_in_window += 1
         if not self.start <= started <= self.end:
             return
         self.sent += 1
@@ -66,8 +72,6 @@ class Tally:
         if status == 200:
             self.ok += 1
             self.latencies.append(finished - started)
-            if finished <= self.end:
-                self.ok_done_in_window += 1
         elif status == 429:
             self.rejected_429 += 1
         else:
@@ -79,7 +83,7 @@ class Tally:
             "window_s": window,
             "sent": self.sent,
             "ok": self.ok,
-            "throughput_rps": self.ok_done_in_window / window if window > 0 else 0.0,
+            "throughput_rps": self.done_in_window / window if window > 0 else 0.0,
             "rejected_429": self.rejected_429,
             "errors": self.errors,
             "client_dropped": self.client_dropped,
@@ -88,7 +92,7 @@ class Tally:
         }
 
 
-async def _send(client: httpx.AsyncClient, url: str, request: dict, tally: Tally) -> None:
+async def _send(client: httpx.AsyncClient, url: str, request: dict, tally: Tally) -> float:
     started = time.perf_counter()
     try:
         response = await client.post(url, **request)
@@ -96,24 +100,57 @@ async def _send(client: httpx.AsyncClient, url: str, request: dict, tally: Tally
         status: int | None = response.status_code
     except httpx.HTTPError:
         status = None
-    tally.record(started, time.perf_counter(), status)
+    finished = time.perf_counter()
+    tally.record(started, finished, status)
+    return finished
 
 
 async def closed_loop(
-    url: str, request: dict, concurrency: int, duration: float, warmup: float, max_requests: int
+    url: str,
+    request: dict,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    max_requests: int,
+    max_seconds: float | None = None,
 ) -> dict:
+    """``concurrency`` clients back to back. Warm-up lasts ``warmup`` seconds and at least until the first
+    wave of requests is answered; the window then lasts ``duration`` seconds and at least until
+    ``concurrency`` more answers arrived (so slow models still give whole batches), within ``max_seconds``."""
+    max_seconds = max_seconds or 4 * (duration + warmup) + 60
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=60.0) as client:
+    async with httpx.AsyncClient(limits=limits, timeout=120.0) as client:
         begin = time.perf_counter()
-        tally = Tally(start=begin + warmup, end=begin + warmup + duration)
-        budget = [max_requests]
+        tally = Tally()
+        state = {"budget": max_requests, "answers": 0, "window_answers": 0}
+
+        def advance(now: float) -> None:
+            state["answers"] += 1
+            if tally.start == float("inf"):
+                if now - begin >= warmup and state["answers"] >= concurrency:
+                    tally.start = now
+                return
+            state["window_answers"] += 1
+            if (
+                tally.end == float("inf")
+                and now - tally.start >= duration
+                and state["window_answers"] >= concurrency
+            ):
+                tally.end = now
 
         async def worker() -> None:
-            while time.perf_counter() < tally.end and budget[0] > 0:
-                budget[0] -= 1
-                await _send(client, url, request, tally)
+            while tally.end == float("inf") and state["budget"] > 0:
+                if time.perf_counter() - begin > max_seconds:
+                    tally.start = min(tally.start, begin)
+                    tally.end = min(tally.end, time.perf_counter())
+                    break
+                state["budget"] -= 1
+                advance(await _send(client, url, request, tally))
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
+        if tally.end == float("inf"):  # request budget ran out first
+            tally.start = min(tally.start, begin)
+            tally.end = time.perf_counter()
     return {"mode": "closed", "concurrency": concurrency, **tally.summary()}
 
 
@@ -127,9 +164,10 @@ async def open_loop(
     max_outstanding: int = 512,
     seed: int = 0,
 ) -> dict:
+    """Poisson arrivals at ``rate`` per second for ``warmup + duration`` seconds, whatever the answers."""
     rng = random.Random(seed)
     limits = httpx.Limits(max_connections=max_outstanding, max_keepalive_connections=64)
-    async with httpx.AsyncClient(limits=limits, timeout=60.0) as client:
+    async with httpx.AsyncClient(limits=limits, timeout=120.0) as client:
         begin = time.perf_counter()
         tally = Tally(start=begin + warmup, end=begin + warmup + duration)
         tasks: set[asyncio.Task] = set()
@@ -149,7 +187,7 @@ async def open_loop(
                 issued += 1
             next_at += rng.expovariate(rate)
         if tasks:
-            await asyncio.wait(tasks, timeout=60.0)
+            await asyncio.wait(tasks, timeout=120.0)
     return {"mode": "open", "offered_rps": rate, **tally.summary()}
 
 

