@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from ray import serve
 from ray.serve import Application
 from starlette.requests import Request
@@ -31,6 +31,7 @@ from service.imaging import ImageError, load_for_model
 from service.inference import softmax
 
 DEFAULT_MAX_BATCH_SIZE = 16
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 class AppArgs(BaseModel):
@@ -49,6 +50,12 @@ class AppArgs(BaseModel):
     intra_op_threads: int = Field(0, ge=0)
     trt_cache_dir: Path | None = None
     max_image_pixels: int = Field(40_000_000, ge=1)
+
+    @field_validator("bundle")
+    @classmethod
+    def _from_repository(cls, value: Path) -> Path:
+        """Relative bundle paths name bundles of this checkout (replicas do not share the caller's cwd)."""
+        return value if value.is_absolute() else REPOSITORY / value
 
 
 def error(status: int, code: str, message: str) -> JSONResponse:
@@ -162,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     import ray
 
     # Replicas import this module by name: put the repository on their path.
-    runtime_env = {"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}}
+    runtime_env = {"env_vars": {"PYTHONPATH": str(REPOSITORY)}}
     if options.address == "local":
         ray.init(
             address="local",

@@ -42,6 +42,7 @@ def test_config_builds_the_application_from_this_module() -> None:
     assert module == serve_app.__name__ and callable(getattr(serve_app, builder))
     args = serve_app.AppArgs.model_validate(app["args"])  # every key is a real argument
     assert set(app["args"]) <= set(serve_app.AppArgs.model_fields)
+    assert args.bundle == ROOT / app["args"]["bundle"]  # relative: a bundle of this checkout
     application = serve_app.build_app(app["args"])
     deployment = application._bound_deployment  # what Serve will deploy
     assert deployment.ray_actor_options["num_gpus"] == args.num_gpus
