@@ -106,8 +106,39 @@ def inspect(
     )
 
 
+def regenerate(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory or .tar of a training run.")],
+    out: Annotated[Path, typer.Option("--out", help="Run directory to create, e.g. runs/NAME.")],
+    weights_tolerance: Annotated[float, typer.Option(help="Largest allowed abs weight difference.")] = 1e-3,
+    top1_tolerance: Annotated[float, typer.Option(help="Largest allowed test top-1 change.")] = 0.005,
+) -> None:
+    """Retrain from the bundle's own code and config (not the installed package) and compare the results."""
+    from model_export.export.regenerate import RegenerateError
+    from model_export.export.regenerate import regenerate as run
+    from service.bundle import BundleError
+
+    try:
+        report = run(bundle, out, weights_tolerance=weights_tolerance, top1_tolerance=top1_tolerance)
+    except (RegenerateError, BundleError, FileExistsError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"trained with {report.code_used}")
+    typer.echo(
+        f"weights: max |Δ| = {report.weights_max_abs_diff:.3g} (tolerance {report.weights_tolerance:g})"
+    )
+    if report.top1_diff is not None:
+        typer.echo(
+            f"test top-1: bundle {report.top1_bundle:.4f}, regenerated {report.top1_regenerated:.4f} "
+            f"({report.top1_diff * 100:+.2f} points, tolerance {report.top1_tolerance * 100:g})"
+        )
+    typer.echo(f"report: {out}/regenerate_report.json")
+    if not report.ok:
+        raise _fail("regenerated run differs from the bundle: " + "; ".join(report.problems))
+    typer.echo("OK: the bundle's weights were reproduced from its training record")
+
+
 def register(app: typer.Typer) -> None:
     app.command("export")(export)
     app.command("verify")(verify)
     app.command("build-engine")(build_engine)
     app.command("inspect")(inspect)
+    app.command("regenerate")(regenerate)
