@@ -94,7 +94,7 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     device: str = "auto"
-    amp: str = "auto"  # "auto": bf16 autocast on CUDA, none on CPU; "bf16"; "none"
+    amp: str = "auto"  # "auto": bf16 autocast on CUDA only; "bf16": also on CPU; "none"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -106,8 +106,8 @@ def load_dataset(config: TrainConfig) -> Dataset:
         raise DatasetError(f"unknown dataset {spec!r}; use 'digits', 'cifar10:PATH' or 'folder:PATH'")
     dataset.spec = spec
     if config.train_limit is not None and config.train_limit < len(dataset.splits["train"]):
-        keep = np.sort(np.random.default_rng(config.split_seed).permutation(len(dataset.splits["train"])))
-        dataset.splits["train"] = dataset.splits["train"].subset(keep[: config.train_limit])
+        order = np.random.default_rng(config.split_seed).permutation(len(dataset.splits["train"]))
+        dataset.splits["train"] = dataset.splits["train"].subset(np.sort(order[: config.train_limit]))
         dataset.split_method += f"; training set limited to {config.train_limit} (random subset)"
     for name in ("train", "test"):
         if len(dataset.splits.get(name, Split(np.zeros(0, np.int64)))) == 0:
@@ -165,6 +165,13 @@ def _load_digits(config: TrainConfig) -> Dataset:
 
 def _stratified_split(labels: np.ndarray, config: TrainConfig) -> dict[str, np.ndarray]:
     """Indices of a stratified train/val/test split; val and test are fractions of the whole."""
+    try:
+        return _stratified_indices(labels, config)
+    except ValueError as exc:
+        raise DatasetError(f"cannot split {len(labels)} images by the given fractions: {exc}") from exc
+
+
+def _stratified_indices(labels: np.ndarray, config: TrainConfig) -> dict[str, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
     indices = np.arange(len(labels))
@@ -188,9 +195,14 @@ def _holdout(split: Split, fraction: float, seed: int) -> tuple[Split, Split | N
         return split, None
     from sklearn.model_selection import train_test_split
 
-    train_idx, val_idx = train_test_split(
-        np.arange(len(split)), test_size=fraction, stratify=split.labels, random_state=seed
-    )
+    try:
+        train_idx, val_idx = train_test_split(
+            np.arange(len(split)), test_size=fraction, stratify=split.labels, random_state=seed
+        )
+    except ValueError as exc:
+        raise DatasetError(
+            f"cannot hold out a stratified {fraction:g} of {len(split)} images: {exc}"
+        ) from exc
     return split.subset(np.sort(train_idx)), split.subset(np.sort(val_idx))
 
 

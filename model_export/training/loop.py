@@ -9,6 +9,7 @@ metrics.json and, last of all, model.json, so a directory with model.json is a f
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shlex
@@ -95,8 +96,9 @@ def run_training(config: TrainConfig, out_dir: Path, resume: bool = False) -> Pa
     _barrier(world)
     try:
         _train(config, dataset, model, optimizer, out_dir, rank, world, device)
+        replicas = _replica_digests(model, world)
         if rank == 0:
-            _finish_run(out_dir, config, dataset, model, source, device)
+            _finish_run(out_dir, config, dataset, model, source, device, replicas)
         _barrier(world)
     finally:
         if world > 1 and dist.is_initialized():
@@ -212,6 +214,13 @@ def _augmentation(config: TrainConfig):
     return None
 
 
+def _use_autocast(config: TrainConfig, device: torch.device) -> bool:
+    """bf16 autocast: by default on CUDA; on CPU when asked (``--amp bf16``; fast with AMX)."""
+    if device.type == "cuda":
+        return config.amp in ("auto", "bf16")
+    return config.amp == "bf16"
+
+
 def _eval_loader(config: TrainConfig, split: Split) -> DataLoader:
     dataset = ImageDataset(split, eval_transform(eval_preprocessing(config)))
     return DataLoader(dataset, batch_size=config.eval_batch_size, num_workers=config.workers or 0)
@@ -251,7 +260,7 @@ def _train(
         train_data, batch_size=per_rank, sampler=sampler, drop_last=True, num_workers=config.workers or 0
     )
     val_loader = _eval_loader(config, dataset.splits["val"]) if "val" in dataset.splits else None
-    autocast = device.type == "cuda" and config.amp in ("auto", "bf16")
+    autocast = _use_autocast(config, device)
     wrapped: nn.Module = DistributedDataParallel(model) if world > 1 else model
     mean, std = config.mean or [0.5] * 3, config.std or [0.5] * 3
     if rank == 0:
@@ -283,7 +292,9 @@ def _train(
                     x = to_model_input(x_chunk.to(device, non_blocking=True), mean, std)
                     y = y_chunk.to(device)
                     amp = (
-                        torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+                        torch.autocast(device.type, dtype=torch.bfloat16)
+                        if autocast
+                        else contextlib.nullcontext()
                     )
                     with amp:
                         logits = wrapped(x)
@@ -355,6 +366,25 @@ def read_log(path: Path) -> Iterator[dict[str, Any]]:
 # -- the end of a run --------------------------------------------------------------------------------
 
 
+def weights_digest(model: nn.Module) -> str:
+    """sha256 over the state dict (sorted names, raw bytes): equal digests mean bitwise-equal weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode() + b"\0")
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _replica_digests(model: nn.Module, world: int) -> list[str]:
+    """Every process's weight digest (DDP replicas must stay identical); recorded in metrics.json."""
+    own = weights_digest(model)
+    if world == 1:
+        return [own]
+    gathered: list[Any] = [None] * world
+    dist.all_gather_object(gathered, own)
+    return [str(d) for d in gathered]
+
+
 def _finish_run(
     out_dir: Path,
     config: TrainConfig,
@@ -362,10 +392,11 @@ def _finish_run(
     model: nn.Module,
     source: dict[str, Any],
     device: torch.device,
+    replicas: list[str],
 ) -> None:
     mean, std = config.mean or [0.5] * 3, config.std or [0.5] * 3
-    autocast = device.type == "cuda" and config.amp in ("auto", "bf16")
-    logits, labels = predict(model, _eval_loader(config, dataset.splits["test"]), mean, std, device, autocast)
+    # in float32, as `vit-export evaluate` and the exported graphs compute it
+    logits, labels = predict(model, _eval_loader(config, dataset.splits["test"]), mean, std, device)
     metrics = {"split": "test", **classification_metrics(logits, labels, dataset.classes)}
     log = list(read_log(out_dir / METRICS_LOG))
     metrics.update(
@@ -373,6 +404,7 @@ def _finish_run(
         train_seconds=round(sum(r["seconds"] for r in log), 2),
         dataset=dataset.spec,
         fingerprint=dataset.fingerprint,
+        replicas={"world_size": len(replicas), "weights_sha256": replicas},
     )
     if log and "val_top1" in log[-1]:
         metrics["val"] = {"top1": log[-1]["val_top1"], "loss": log[-1]["val_loss"]}
