@@ -4,6 +4,7 @@ kill never leaves a half-written result where a finished one is expected."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,6 +18,11 @@ def atomic_directory(target: Path, overwrite: bool = False) -> Iterator[Path]:
         raise FileExistsError(f"{target} already exists (pass --overwrite to replace it)")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    # mkdtemp makes 0700; give the result the permissions an ordinary directory would get (umask),
+    # so a service running as another user can read a bundle.
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
     try:
         yield staging
         if target.exists():
