@@ -25,6 +25,8 @@ def atomic_directory(target: Path, overwrite: bool = False) -> Iterator[Path]:
     staging.chmod(0o777 & ~umask)
     try:
         yield staging
+        for path in staging.rglob("*"):  # some writers (safetensors) create files 0600
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
