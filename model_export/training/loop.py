@@ -91,6 +91,7 @@ def run_training(config: TrainConfig, out_dir: Path, resume: bool = False) -> Pa
     model, source = build_model(config, len(dataset.classes))
     model.to(device)
     optimizer = build_optimizer(config, model)
+    _barrier(world)  # every process has checked the directory before rank 0 creates it
     if rank == 0 and not resume:
         _start_run_dir(out_dir, config, dataset)
     _barrier(world)

@@ -107,4 +107,9 @@ def _unflatten_optimizer(
     for name, value in scalars.items():
         param_id, key = name.split(".", 1)
         state.setdefault(int(param_id), {})[key] = value
-    return {"state": state, "param_groups": param_groups}
+    # JSON turned tuples (AdamW's betas) into lists; give the optimiser back what it saved
+    groups = [
+        {k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in g.items()}
+        for g in param_groups
+    ]
+    return {"state": state, "param_groups": groups}

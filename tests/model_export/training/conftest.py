@@ -17,23 +17,7 @@ import torch
 
 from model_export.training.config import TrainConfig
 from model_export.training.loop import run_training
-from tests.model_export.training.training_fixtures import write_image_folder
-
-SHORT_DEFAULT_EPOCHS = 15  # the shortened default run used by tests (the real default trains 40)
-
-TINY: dict = dict(
-    image_size=16,
-    patch_size=4,
-    dim=32,
-    depth=2,
-    heads=2,
-    mlp_dim=64,
-    epochs=2,
-    batch_size=64,
-    train_limit=320,
-    threads=1,
-    workers=0,
-)
+from tests.model_export.training.training_fixtures import SHORT_DEFAULT_EPOCHS, TINY, write_image_folder
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -8,6 +8,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+SHORT_DEFAULT_EPOCHS = 15  # the shortened default run used by tests (the real default trains 40)
+
+TINY: dict = dict(
+    image_size=16,
+    patch_size=4,
+    dim=32,
+    depth=2,
+    heads=2,
+    mlp_dim=64,
+    epochs=2,
+    batch_size=64,
+    train_limit=320,
+    threads=1,
+    workers=0,
+)
+
 
 def _pattern_image(label: int, index: int, size: tuple[int, int]) -> np.ndarray:
     """A class-dependent colour with a little per-image noise, so images differ but classes are easy."""
