@@ -227,3 +227,20 @@ def test_cpu_image_steps_serve_a_bundle_from_a_fresh_environment(tiny_bundle: Pa
             assert response.status == 200
     finally:
         stop(process)
+
+
+def test_builder_commands_exist_with_their_options(image: Dockerfile) -> None:
+    """The bundle is built with `vit-export` subcommands and options that the CLI really has."""
+    pytest.importorskip("torch")
+    typer_main = pytest.importorskip("typer.main")
+    from model_export.cli import app
+
+    commands = typer_main.get_command(app).commands
+    build = " && ".join(i.value for i in image.stage("builder").all("RUN"))
+    invocations = [part.split() for part in re.split(r"&&|;", build) if part.split()[:1] == ["vit-export"]]
+    assert {words[1] for words in invocations} >= {"train", "export"}
+    for words in invocations:
+        command = commands[words[1]]
+        known = {opt for param in command.params for opt in param.opts}
+        used = {w.split("=", 1)[0] for w in words[2:] if w.startswith("--")}
+        assert used <= known, (words[1], used - known)
