@@ -34,7 +34,7 @@ RUN vit-export train --dataset digits --out runs/default \
 
 # ---------------------------------------------------------------------------------------------------------
 FROM ${CUDA_IMAGE} AS runtime-gpu
-ENV DEBIAN_FRONTEND=noninteractive
+ARG DEBIAN_FRONTEND=noninteractive
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
