@@ -29,8 +29,8 @@ lint: setup
 
 bundle: setup
 	@if [ ! -f $(BUNDLE)/manifest.json ]; then \
-		test -f runs/default/weights.safetensors || $(VENV)/bin/vit-export train --dataset digits --out runs/default; \
-		$(VENV)/bin/vit-export export runs/default --out $(BUNDLE); \
+		test -f runs/default/model.json || $(VENV)/bin/vit-export train --dataset digits --out runs/default; \
+		$(VENV)/bin/vit-export export runs/default --out $(BUNDLE) --int8; \
 	fi
 
 serve: bundle
