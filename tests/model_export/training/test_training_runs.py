@@ -25,8 +25,8 @@ from service.bundle import Preprocessing
 from tests.model_export.training.training_fixtures import SHORT_DEFAULT_EPOCHS, TINY
 
 REPO = Path(__file__).resolve().parents[3]
-# the bar the shortened default run must reach (the full default reaches ≥97%)
-SHORT_DEFAULT_MIN_TOP1 = 0.90
+# the bar the shortened default run (20 of 40 epochs) must reach; the full default reaches ≥97%
+SHORT_DEFAULT_MIN_TOP1 = 0.93  # measured: 95.8% after 20 epochs
 runner = CliRunner()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SHORT_DEFAULT_EPOCHS = 15  # the shortened default run used by tests (the real default trains 40)
+SHORT_DEFAULT_EPOCHS = 20  # the shortened default run used by tests (the real default trains 40)
 
 TINY: dict = dict(
     image_size=16,
