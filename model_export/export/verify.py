@@ -32,6 +32,10 @@ def verify_bundle(bundle: Path) -> VerifyReport:
             raise BundleError(f"cannot rebuild the model from model.json/weights.safetensors: {exc}") from exc
         if info.preprocessing != manifest.preprocessing:
             raise BundleError("model.json preprocessing differs from manifest.json preprocessing")
+        from model_export.export.bundle import architecture_of
+
+        if architecture_of(model) != manifest.architecture:
+            raise BundleError("manifest.json architecture does not describe model.json/weights.safetensors")
         report = VerifyReport(manifest.name, manifest.version, len(manifest.files))
         batches = {"random": parity.random_pixels(model.config.image_size)}
         references = {"random": parity.torch_reference(model, info.preprocessing, batches["random"])}

@@ -108,6 +108,15 @@ def test_verify_rejects_a_swapped_graph_even_with_fixed_checksums(bundle_copy):
         verify_bundle(bundle_copy)
 
 
+def test_verify_rejects_an_architecture_that_does_not_describe_the_weights(bundle_copy):
+    manifest_path = bundle_copy / "manifest.json"
+    data = json.loads(manifest_path.read_text())
+    data["architecture"]["depth"] = 12
+    manifest_path.write_text(json.dumps(data))
+    with pytest.raises(BundleError, match="architecture"):
+        verify_bundle(bundle_copy)
+
+
 def test_verify_rejects_a_wrong_schema_version(bundle_copy):
     manifest_path = bundle_copy / "manifest.json"
     data = json.loads(manifest_path.read_text())
