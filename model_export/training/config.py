@@ -136,6 +136,14 @@ class TrainConfig:
             raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
         if self.recipe == "finetune" and not self.from_checkpoint:
             raise ValueError("the finetune recipe needs --from CKPT (a model directory)")
+        if self.amp not in ("auto", "bf16", "none"):
+            raise ValueError(f"amp must be 'auto', 'bf16' or 'none', got {self.amp!r}")
+        if self.interpolation not in ("nearest", "bilinear", "bicubic", "lanczos"):
+            raise ValueError(
+                f"interpolation must be nearest, bilinear, bicubic or lanczos, got {self.interpolation!r}"
+            )
+        if self.resize not in ("exact", "shorter_side"):
+            raise ValueError(f"resize must be 'exact' or 'shorter_side', got {self.resize!r}")
         if self.optimizer is not None and self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
         for name in ("epochs", "batch_size", "micro_batch_size", "eval_batch_size"):

@@ -170,6 +170,7 @@ def _resolve_runtime(config: TrainConfig, dataset: Dataset, world: int) -> Train
         values["augment"] = "digits" if dataset.kind == "digits" else "photo"
     resolved = TrainConfig.from_dict(values)
     _batch_plan(resolved, world, len(dataset.splits["train"]))
+    eval_preprocessing(resolved)  # raises on an impossible preprocessing (e.g. crop larger than resize)
     return resolved
 
 
