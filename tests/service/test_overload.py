@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -81,3 +82,25 @@ def test_queue_overflow_gets_429_and_slow_requests_504(start_server, tiny_bundle
     }
     assert by_reason["queue_full"] == 1 and by_reason["timeout"] == 2
     assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_client_disconnect_drops_its_queued_work(start_server, tiny_bundle: Path):
+    server = start_server(tiny_bundle, env={"VIT_MAX_BATCH_SIZE": "1"}, delay_s=1.0)
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(post_many, server.url, 1)
+        deadline = time.monotonic() + 10
+        while not samples(server.url, "vit_batch_size").get(
+            ("vit_batch_size_count", (("batcher", "classify"),))
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes its connection
+            httpx.post(
+                f"{server.url}/classify", content=png(7), headers={"content-type": "image/png"}, timeout=0.3
+            )
+        assert [r.status_code for r in running.result()] == [200]
+    time.sleep(1.5)  # long enough for the abandoned request to have run, had it not been dropped
+    sizes = samples(server.url, "vit_batch_size")
+    assert sizes[("vit_batch_size_sum", (("batcher", "classify"),))] == 1
+    rejected = samples(server.url, "vit_rejected_requests")
+    assert rejected[("vit_rejected_requests_total", (("batcher", "classify"), ("reason", "cancelled")))] == 1
