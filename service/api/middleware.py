@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.errors import error_response
 from service.core.logging import request_id
 
 log = logging.getLogger("service.access")
@@ -65,8 +66,6 @@ class DrainingMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.is_draining() and scope["path"] not in self.EXEMPT:
-            from service.api.errors import error_response
-
             response = error_response(
                 503, "draining", "the service is shutting down", {"Connection": "close"}
             )
