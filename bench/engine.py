@@ -15,9 +15,12 @@ import onnxruntime as ort
 from bench.stats import median, percentile
 
 
-def open_session(graph: Path, providers: list[str] | None = None) -> ort.InferenceSession:
-    """ONNX Runtime with its defaults (all graph optimisations, one intra-op thread per core)."""
-    return ort.InferenceSession(str(graph), providers=providers or ["CPUExecutionProvider"])
+def open_session(graph: Path, providers: list[str] | None = None, threads: int = 0) -> ort.InferenceSession:
+    """ONNX Runtime with its defaults (all graph optimisations, one spinning intra-op thread per core), or
+    with ``threads`` intra-op threads."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(graph), options, providers=providers or ["CPUExecutionProvider"])
 
 
 def time_batch(
@@ -42,9 +45,10 @@ def ceiling(
     min_time_s: float = 2.0,
     min_reps: int = 3,
     max_reps: int = 200,
+    threads: int = 0,
 ) -> list[dict]:
     """img/s and latency of the graph at each batch size (median over repetitions)."""
-    session = open_session(graph)
+    session = open_session(graph, threads=threads)
     rng = np.random.default_rng(0)
     rows = []
     for batch in batches:

@@ -16,6 +16,7 @@ PEER_TITLES = {
     "litserve": "LitServe (batching) + ORT",
     "kserve": "KServe model server (v1) + ORT",
     "rayserve": "Ray Serve @serve.batch + ORT",
+    "service_1thread": "this service, VIT_INTRA_OP_THREADS=1",
 }
 PEER_ROUTES = {
     # peer -> (predict path, ready path, request envelope)

@@ -258,6 +258,12 @@ def render(results: dict, plots: dict[str, str]) -> str:
             [str(r["batch"]), _f(r["img_per_s"]), _f(r["latency_ms_p50"]), _f(r["latency_ms_p95"]),
              str(r["reps"])]
             for r in entry["engine"]]))  # fmt: skip
+        if entry.get("engine_1thread"):
+            parts.append(f"**{name}** with one intra-op thread (`intra_op_num_threads=1`), same run\n")
+            parts.append(_table(["batch", "img/s", "p50 latency (ms)", "p95 (ms)", "runs"], [
+                [str(r["batch"]), _f(r["img_per_s"]), _f(r["latency_ms_p50"]), _f(r["latency_ms_p95"]),
+                 str(r["reps"])]
+                for r in entry["engine_1thread"]]))  # fmt: skip
 
     plan = results["plan"]
     parts += [
@@ -265,8 +271,11 @@ def render(results: dict, plots: dict[str, str]) -> str:
         f"`vit-serve` with `VIT_MAX_BATCH_SIZE={plan['max_batch_size']}`, "
         f"`VIT_MAX_BATCH_DELAY_MS={plan['max_batch_delay_ms']}`, other settings default; requests are "
         "the same 600×400 JPEG photo as a raw `image/jpeg` body to `POST /classify`. *Mean batch* is read "
-        "from the service's `vit_batch_size` histogram before and after each level; *efficiency* is the "
-        "throughput over the engine ceiling interpolated at that batch size.\n",
+        "from the service's `vit_batch_size` histogram before and after each level; *engine img/s at that "
+        "batch* is measured in process right after the level, at the mean batch rounded to a whole "
+        "number (so drifting background load hits both figures alike), and *efficiency* is the throughput "
+        f"over it. Closed-loop levels ran {plan.get('repetitions', 1)}× each (medians shown); a level "
+        "lasts at least its nominal seconds and until as many answers as clients arrived.\n",
         f"![open loop]({plots['open']})\n",
     ]
     for name, entry in _ok_models(results).items():
@@ -325,7 +334,9 @@ def render(results: dict, plots: dict[str, str]) -> str:
             "decoding base64 costs well under 1 ms); KServe's v1 server has no dynamic batching without "
             "its Kubernetes sidecar; the peers decode JPEGs at full size while the service uses draft "
             "decoding (see Preprocessing). Ratios are the peer's figure over this service's at the same "
-            "concurrency: throughput < 1 and p99 > 1 mean the service is ahead.\n",
+            "concurrency: throughput < 1 and p99 > 1 mean the service is ahead. All servers were up at "
+            "once (idle ones cost little; Ray's daemons some) and each level ran on every server in "
+            "rotating order, repeated, so slow drifts in background load hit all servers alike.\n",
             f"![peers]({plots.get('peers-' + name, '')})\n",
         ]
         ours = {r["concurrency"]: r for r in entry["service"]["closed"]}

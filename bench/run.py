@@ -7,6 +7,8 @@ python -m bench --quick    # smaller sweep (make bench-quick), < 3 min once the 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -14,13 +16,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from bench import engine, machine
 from bench.http import closed_sweep, open_sweep, run_loadgen
 from bench.images import IMAGES, content_type, ensure_images
 from bench.models import MODELS, PreparedModel, prepare
 from bench.peers_spec import PEERS, peer_spec, service_spec
 from bench.servers import RunningServer
-from bench.stats import interpolate
+from bench.stats import interpolate, median
 from bench.venvs import ensure_venv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,8 +46,28 @@ class Plan:
     gemm_n: int = 2048
     max_batch_size: int = 16
     max_batch_delay_ms: float = 5.0
+    repetitions: int = 2  # closed-loop levels are repeated, servers interleaved; medians are reported
+    # Extra configurations of this service run beside the peers (name -> VIT_* environment).
+    service_variants: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {"service_1thread": {"VIT_INTRA_OP_THREADS": "1"}}
+    )
+    engine_1thread_batches: list[int] = field(default_factory=lambda: [1, 8])
     extras_model: str = "vit-s16"  # explanations and preprocessing are measured on this model
     images: list[str] = field(default_factory=lambda: list(IMAGES))
+    # ViT-B/16 runs ~4× slower than ViT-S/16: a lighter sweep keeps the full run inside its time budget.
+    model_overrides: dict[str, dict] = field(
+        default_factory=lambda: {
+            "vit-b16": {
+                "concurrencies": [1, 4, 16],
+                "rate_fractions": [0.5, 0.9],
+                "engine_batches": [1, 2, 4, 8, 16],
+            }
+        }
+    )
+
+    def for_model(self, name: str) -> Plan:
+        """This plan with the model's overrides applied (levels the command line set explicitly win)."""
+        return dataclasses.replace(self, **self.model_overrides.get(name, {}))
 
     @classmethod
     def quick_plan(cls) -> Plan:
@@ -58,6 +82,9 @@ class Plan:
             engine_batches=[1, 4, 16],
             engine_min_time_s=0.5,
             gemm_n=1024,
+            repetitions=1,
+            service_variants={},
+            engine_1thread_batches=[1],
         )
 
 
@@ -65,46 +92,145 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def service_figures(
-    model: PreparedModel, plan: Plan, images: dict[str, Path], logs: Path, ceiling: list[dict]
-) -> dict:
-    """Closed and open loop against this service, its efficiency, and (on the extras model) explanations
-    and per-image-type request latency."""
-    spec = service_spec(model, plan.max_batch_size, plan.max_batch_delay_ms)
-    with RunningServer(spec, logs / f"service-{model.spec.name}.log", cwd=REPO) as server:
-        log(f"{model.spec.name}: service up in {server.startup_s:.1f} s; closed loop {plan.concurrencies}")
-        closed = closed_sweep(server, images[LOAD_IMAGE], plan.concurrencies, plan.duration_s, plan.warmup_s)
-        points = [(row["batch"], row["img_per_s"]) for row in ceiling]
-        for row in closed:
-            batch = row.get("mean_batch")
-            row["engine_img_per_s_at_batch"] = interpolate(points, batch) if batch else None
-            row["efficiency"] = (
-                row["throughput_rps"] / row["engine_img_per_s_at_batch"]
-                if row["engine_img_per_s_at_batch"]
-                else None
+class EngineProbe:
+    """The engine ceiling at one batch size, measured right after the HTTP level it belongs to, so that
+    background load drifting between minutes does not leak into the efficiency ratio."""
+
+    def __init__(self, model: PreparedModel, min_time_s: float) -> None:
+        self.session = engine.open_session(model.graph_path())
+        self.input_size = model.input_size
+        self.min_time_s = min_time_s
+        self.rng = np.random.default_rng(0)
+
+    def img_per_s(self, batch: int) -> float:
+        pixels = self.rng.integers(0, 256, size=(batch, *self.input_size, 3), dtype=np.uint8)
+        times = engine.time_batch(self.session, pixels, self.min_time_s, min_reps=3, max_reps=50)
+        return batch / median(times)
+
+
+def _aggregate(runs: list[dict]) -> dict:
+    """Repetitions of one level → medians of the rates and percentiles, sums of the counts."""
+    out = dict(runs[-1])
+    for key in ("throughput_rps", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "mean_batch",
+                "engine_img_per_s_at_batch", "efficiency"):  # fmt: skip
+        values = [r[key] for r in runs if r.get(key) is not None]
+        out[key] = median(values) if values else None
+    for key in ("sent", "ok", "errors", "rejected_429", "client_dropped"):
+        out[key] = sum(r.get(key, 0) for r in runs)
+    out["repetitions"] = len(runs)
+    out["throughput_rps_runs"] = [r["throughput_rps"] for r in runs]
+    return out
+
+
+def compare_closed(
+    servers: dict[str, RunningServer], image: Path, plan: Plan, probe: EngineProbe, ceiling: list[dict]
+) -> dict[str, list[dict]]:
+    """Closed-loop levels, each repeated ``plan.repetitions`` times across all servers in rotating order;
+    after each of this service's runs the engine is probed at the batch size the batcher formed."""
+    names = list(servers)
+    rows: dict[str, list[dict]] = {name: [] for name in names}
+    points = [(row["batch"], row["img_per_s"]) for row in ceiling]
+    for concurrency in plan.concurrencies:
+        runs: dict[str, list[dict]] = {name: [] for name in names}
+        for rep in range(plan.repetitions):
+            order = names[rep % len(names) :] + names[: rep % len(names)]
+            for name in order:
+                server = servers[name]
+                row = closed_sweep(server, image, [concurrency], plan.duration_s, plan.warmup_s)[0]
+                if name == "service":
+                    batch = row.get("mean_batch") or 1.0
+                    now = probe.img_per_s(max(1, round(batch)))
+                    table = interpolate(points, batch)
+                    # Probed now at the rounded batch; the table (measured earlier) is kept beside it.
+                    row["engine_img_per_s_at_batch"] = now
+                    row["engine_table_img_per_s_at_batch"] = table
+                    row["efficiency"] = row["throughput_rps"] / now if now else None
+                runs[name].append(row)
+        for name in names:
+            rows[name].append(_aggregate(runs[name]))
+        log(
+            f"c={concurrency}: "
+            + ", ".join(f"{name} {rows[name][-1]['throughput_rps']:.1f} req/s" for name in names)
+        )
+    return rows
+
+
+def start_peers(
+    model: PreparedModel, plan: Plan, cache: Path, logs: Path, stack: contextlib.ExitStack
+) -> tuple[dict[str, RunningServer], dict[str, dict]]:
+    """Every peer that installs and starts, up at once; the others with the reason they are missing."""
+    running: dict[str, RunningServer] = {}
+    status: dict[str, dict] = {}
+    for peer in plan.peers:
+        if peer == "fastapi_torch" and model.model_dir is None:
+            status[peer] = {"status": "skipped", "reason": "no PyTorch model directory for this model"}
+            continue
+        try:
+            log(f"{model.spec.name}: peer {peer}: environment")
+            ensure_venv(cache / "venvs", peer, log=logs / f"venv-{peer}.log")
+            spec = peer_spec(peer, model, cache / "venvs", plan.max_batch_size, plan.max_batch_delay_ms)
+            server = stack.enter_context(
+                RunningServer(spec, logs / f"peer-{peer}-{model.spec.name}.log", REPO)
             )
-        saturated = max(row["throughput_rps"] for row in closed)
+            log(f"{model.spec.name}: peer {peer} up in {server.startup_s:.1f} s")
+            running[peer] = server
+            status[peer] = {"status": "ok", "startup_s": server.startup_s}
+        except Exception as exc:  # one peer failing must not sink the run; the report says why
+            log(f"{model.spec.name}: peer {peer} failed: {exc}")
+            status[peer] = {"status": "failed", "reason": str(exc)[-600:]}
+    return running, status
+
+
+def service_figures(
+    model: PreparedModel,
+    plan: Plan,
+    images: dict[str, Path],
+    cache: Path,
+    logs: Path,
+    ceiling: list[dict],
+    with_peers: bool,
+) -> tuple[dict, dict | None]:
+    """This service (and, for the peer model, every peer beside it) under closed-loop load; then the
+    service alone: open loop, and on the extras model explanations and per-image request latency."""
+    probe = EngineProbe(model, min_time_s=min(1.0, plan.engine_min_time_s))
+    spec = service_spec(model, plan.max_batch_size, plan.max_batch_delay_ms)
+    peers: dict | None = None
+    with RunningServer(spec, logs / f"service-{model.spec.name}.log", cwd=REPO) as server:
+        log(f"{model.spec.name}: service up in {server.startup_s:.1f} s")
+        with contextlib.ExitStack() as stack:
+            servers = {"service": server}
+            if with_peers:
+                running, peers = start_peers(model, plan, cache, logs, stack)
+                for variant, env in plan.service_variants.items():
+                    extra = service_spec(model, plan.max_batch_size, plan.max_batch_delay_ms, env)
+                    running[variant] = stack.enter_context(
+                        RunningServer(extra, logs / f"{variant}-{model.spec.name}.log", cwd=REPO)
+                    )
+                    peers[variant] = {"status": "ok", "startup_s": running[variant].startup_s, "env": env}
+                servers.update(running)
+            log(
+                f"{model.spec.name}: closed loop {plan.concurrencies} × {plan.repetitions} on {list(servers)}"
+            )
+            closed = compare_closed(servers, images[LOAD_IMAGE], plan, probe, ceiling)
+        if peers is not None:
+            for name, rows in closed.items():
+                if name != "service":
+                    peers[name]["closed"] = rows
+        saturated = max(row["throughput_rps"] for row in closed["service"])
         rates = [round(max(0.5, f * saturated), 2) for f in plan.rate_fractions]
         log(f"{model.spec.name}: open loop at {rates} req/s")
         open_rows = open_sweep(server, images[LOAD_IMAGE], rates, plan.duration_s, plan.warmup_s)
         for row, fraction in zip(open_rows, plan.rate_fractions, strict=True):
             row["fraction_of_saturation"] = fraction
-        figures = {"startup_s": server.startup_s, "closed": closed, "open": open_rows}
+        figures = {"startup_s": server.startup_s, "closed": closed["service"], "open": open_rows}
         if model.spec.name == plan.extras_model:
             figures["explain"] = explain_figures(server, model, images[LOAD_IMAGE], plan)
             figures["request_by_image"] = {
-                name: run_loadgen(
-                    server.spec.predict_url,
-                    path,
-                    "raw",
-                    content_type=content_type(name),
-                    concurrency=1,
-                    duration=plan.duration_s / 2,
-                    warmup=0.5,
-                )
+                name: run_loadgen(server.spec.predict_url, path, "raw", content_type=content_type(name),
+                                  concurrency=1, duration=plan.duration_s / 2, warmup=0.5)
                 for name, path in images.items()
-            }
-    return figures
+            }  # fmt: skip
+    return figures, peers
 
 
 def explain_figures(server: RunningServer, model: PreparedModel, image: Path, plan: Plan) -> dict:
@@ -126,28 +252,6 @@ def explain_figures(server: RunningServer, model: PreparedModel, image: Path, pl
     return {"http": http, "engine_batch1": graphs}
 
 
-def peer_figures(model: PreparedModel, plan: Plan, images: dict[str, Path], cache: Path, logs: Path) -> dict:
-    peers: dict[str, dict] = {}
-    for peer in plan.peers:
-        if peer == "fastapi_torch" and model.model_dir is None:
-            peers[peer] = {"status": "skipped", "reason": "no PyTorch model directory for this model"}
-            continue
-        try:
-            log(f"{model.spec.name}: peer {peer}: environment")
-            ensure_venv(cache / "venvs", peer, log=logs / f"venv-{peer}.log")
-            spec = peer_spec(peer, model, cache / "venvs", plan.max_batch_size, plan.max_batch_delay_ms)
-            with RunningServer(spec, logs / f"peer-{peer}-{model.spec.name}.log", cwd=REPO) as server:
-                log(f"{model.spec.name}: peer {peer} up in {server.startup_s:.1f} s")
-                closed = closed_sweep(
-                    server, images[LOAD_IMAGE], plan.concurrencies, plan.duration_s, plan.warmup_s
-                )
-            peers[peer] = {"status": "ok", "startup_s": server.startup_s, "closed": closed}
-        except Exception as exc:  # one peer failing must not sink the run; the report says why
-            log(f"{model.spec.name}: peer {peer} failed: {exc}")
-            peers[peer] = {"status": "failed", "reason": str(exc)[-600:]}
-    return peers
-
-
 def run(plan: Plan, cache: Path, out_dir: Path, markdown: Path) -> dict:
     started = time.perf_counter()
     cache = cache.resolve()
@@ -165,7 +269,9 @@ def run(plan: Plan, cache: Path, out_dir: Path, markdown: Path) -> dict:
     results["hardware"] = machine.gemm_gflops(plan.gemm_n)
     images = ensure_images(cache, sorted(set(plan.images) | {LOAD_IMAGE}))
     results["images"] = {name: {"bytes": path.stat().st_size} for name, path in images.items()}
-    for name in plan.models:
+    base_plan = plan
+    for name in base_plan.models:
+        plan = base_plan.for_model(name)
         log(f"{name}: preparing bundle")
         model = prepare(name, cache, REPO, build_default=not plan.quick)
         if model is None:
@@ -182,7 +288,15 @@ def run(plan: Plan, cache: Path, out_dir: Path, markdown: Path) -> dict:
         entry["engine"] = engine.ceiling(
             model.graph_path(), model.input_size, plan.engine_batches, min_time_s=plan.engine_min_time_s
         )
-        entry["service"] = service_figures(model, plan, images, logs, entry["engine"])
+        if name == plan.peer_model and plan.engine_1thread_batches:
+            entry["engine_1thread"] = engine.ceiling(
+                model.graph_path(), model.input_size, plan.engine_1thread_batches,
+                min_time_s=plan.engine_min_time_s, threads=1,
+            )  # fmt: skip
+        with_peers = name == plan.peer_model and bool(plan.peers)
+        entry["service"], peers = service_figures(
+            model, plan, images, cache, logs, entry["engine"], with_peers
+        )
         if name == plan.extras_model:
             from bench import preprocess  # imports the service's imaging code
 
@@ -190,8 +304,8 @@ def run(plan: Plan, cache: Path, out_dir: Path, markdown: Path) -> dict:
             entry["preprocessing"] = {
                 img: preprocess.measure(path, model.manifest.preprocessing) for img, path in images.items()
             }
-        if name == plan.peer_model and plan.peers:
-            entry["peers"] = peer_figures(model, plan, images, cache, logs)
+        if peers is not None:
+            entry["peers"] = peers
         results["models"][name] = entry
     results["gpu"] = {"measured": False, "reason": "no CUDA device on this machine; see bench/gpu.py"}
     results["machine"]["load_average_end"] = list(os.getloadavg())
@@ -213,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", help="comma list of closed-loop client counts")
     parser.add_argument("--duration", type=float, help="seconds measured per load level")
     parser.add_argument("--warmup", type=float, help="seconds of warm-up per load level")
+    parser.add_argument("--repetitions", type=int, help="repetitions of each closed-loop level")
     parser.add_argument("--batches", help="comma list of engine batch sizes")
     parser.add_argument("--gemm-n", type=int, help="matrix size of the GEMM limit")
     parser.add_argument("--images", help=f"comma list from {list(IMAGES)} for the preprocessing figures")
@@ -244,11 +359,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.concurrency:
         plan.concurrencies = ints(args.concurrency)
+        for overrides in plan.model_overrides.values():
+            overrides.pop("concurrencies", None)
     if args.batches:
         plan.engine_batches = ints(args.batches)
+        for overrides in plan.model_overrides.values():
+            overrides.pop("engine_batches", None)
     plan.duration_s = args.duration or plan.duration_s
     plan.warmup_s = args.warmup if args.warmup is not None else plan.warmup_s
     plan.gemm_n = args.gemm_n or plan.gemm_n
+    plan.repetitions = args.repetitions or plan.repetitions
     if args.images:
         plan.images = [i for i in args.images.split(",") if i]
         unknown = sorted(set(plan.images) - set(IMAGES))
