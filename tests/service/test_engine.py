@@ -55,3 +55,18 @@ def test_provider_choice_and_options(tmp_path: Path):
     assert trt["trt_engine_cache_enable"] == "True" and (tmp_path / "trt").is_dir()
     cuda = provider_options("CUDAExecutionProvider", options, (224, 224))
     assert cuda == {"arena_extend_strategy": "kSameAsRequested", "gpu_mem_limit": str(512 * 1024 * 1024)}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" not in __import__("onnxruntime").get_available_providers(),
+    reason="no CUDA provider",
+)
+def test_cuda_engine_matches_cpu(tiny_bundle: Path, engines):
+    loaded = load_bundle(tiny_bundle)
+    options = EngineOptions(providers=("CUDAExecutionProvider",), buckets=(1, 4), gpu_mem_limit_mb=256)
+    cuda = Engine(loaded.graph_path(loaded.classify), loaded.classify, (32, 32), options)
+    assert cuda.providers[0] == "CUDAExecutionProvider"
+    cuda.warmup()
+    images = list(np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))
+    np.testing.assert_allclose(cuda.run(images)["logits"], engines[0].run(images)["logits"], atol=1e-3)
