@@ -158,3 +158,25 @@ def test_not_ready_until_loaded(tmp_path: Path):
             client.post("/classify", content=png(), headers={"content-type": "image/png"}), 503, "not_ready"
         )
         assert client.get("/healthz").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def variant_bundle(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from model_export.export.bundle import export_bundle
+
+    out = tmp_path_factory.mktemp("variants") / "tiny-variants"
+    return export_bundle(tiny_model_dir, out, fp16=True, int8=True, verify=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["fp16", "int8"])
+def test_reduced_precision_variants_are_served(variant_bundle: Path, variant: str):
+    for client in client_for(variant_bundle, variant=variant):
+        info = client.get("/v1/model").json()
+        assert info["variant"] == variant
+        response = client.post("/classify?explain=true", content=png(), headers={"content-type": "image/png"})
+        assert response.status_code == 200, response.text
+        scores = [p["score"] for p in response.json()["predictions"]]
+        assert sum(scores) == pytest.approx(1.0, abs=1e-4)
+        rollout = client.get(response.json()["explanation"]["url"]).json()
+        assert rollout["grid"] == [4, 4] and 0 < sum(map(sum, rollout["map"])) < 1
