@@ -74,6 +74,8 @@ def train(
     overrides = {k: v for k, v in locals().items() if k not in ("out", "config_file", "resume")}
     from model_export.training.config import TrainConfig
 
+    if resume and (config_file or any(v is not None for v in overrides.values())):
+        _fail("--resume continues with the run's own config.json; drop the other options")
     for key in ("mean", "std"):
         if overrides[key] is not None:
             overrides[key] = _floats(overrides[key], key)

@@ -70,7 +70,9 @@ class ImageDataset(torch.utils.data.Dataset):
 
 
 def run_training(config: TrainConfig, out_dir: Path, resume: bool = False) -> Path:
-    """Train (or resume) a run in ``out_dir`` and return it; see the module docstring for the layout."""
+    """Train (or resume) a run in ``out_dir`` and return it; see the module docstring for the layout.
+
+    With ``resume`` the run continues with its own config.json; ``config`` is not used."""
     out_dir = Path(out_dir)
     rank, world = _init_distributed()
     if resume:
