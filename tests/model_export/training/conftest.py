@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,10 +20,14 @@ from model_export.training.loop import run_training
 from tests.model_export.training.training_fixtures import SHORT_DEFAULT_EPOCHS, TINY, write_image_folder
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _one_torch_thread() -> None:
-    """The test machine's cores are shared: one intra-op thread keeps runs fast and deterministic."""
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Iterator[None]:
+    """The test machine's cores are shared: one intra-op thread keeps runs fast and deterministic.
+    (Runs set their own recorded thread count; other test modules get theirs back afterwards.)"""
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture
