@@ -17,6 +17,7 @@ PEER_TITLES = {
     "kserve": "KServe model server (v1) + ORT",
     "rayserve": "Ray Serve @serve.batch + ORT",
     "service_1thread": "this service, VIT_INTRA_OP_THREADS=1",
+    "service_nopad": "this service, VIT_BATCH_BUCKETS=1…16 (no padding)",
 }
 PEER_ROUTES = {
     # peer -> (predict path, ready path, request envelope)
