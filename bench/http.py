@@ -58,6 +58,9 @@ def histogram_totals(metrics_text: str, name: str, labels: dict[str, str] | None
                 totals["sum"] += sample.value
             elif sample.name == f"{name}_count":
                 totals["count"] += sample.value
+            elif sample.name == f"{name}_bucket":
+                key = f"le_{sample.labels['le']}"
+                totals[key] = totals.get(key, 0.0) + sample.value
     return totals
 
 
@@ -73,6 +76,22 @@ def batch_totals(server: RunningServer, batcher: str = "classify") -> dict[str, 
 def mean_batch(before: dict[str, float], after: dict[str, float]) -> float | None:
     runs = after["count"] - before["count"]
     return (after["sum"] - before["sum"]) / runs if runs > 0 else None
+
+
+def batch_shares(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Share of engine runs per histogram bucket (``"≤4": 0.25`` …) between two readings."""
+    runs = after["count"] - before["count"]
+    if runs <= 0:
+        return {}
+    shares, below = {}, 0.0
+    bounds = sorted((k for k in after if k.startswith("le_")), key=lambda k: float(k[3:]))
+    for key in bounds:
+        cumulative = after[key] - before.get(key, 0.0)
+        if cumulative - below > 0:
+            bound = key[3:]
+            shares["≤" + (bound.removesuffix(".0") if bound != "+Inf" else "∞")] = (cumulative - below) / runs
+        below = cumulative
+    return shares
 
 
 def closed_sweep(
@@ -100,7 +119,9 @@ def closed_sweep(
             warmup=warmup,
         )
         if before is not None:
-            row["mean_batch"] = mean_batch(before, batch_totals(server))
+            after = batch_totals(server)
+            row["mean_batch"] = mean_batch(before, after)
+            row["batch_shares"] = batch_shares(before, after)
         rows.append(row)
     return rows
 

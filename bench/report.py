@@ -29,6 +29,10 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.0f}%"
 
 
+def _shares(shares: dict[str, float] | None) -> str:
+    return " · ".join(f"{k} {100 * v:.0f}%" for k, v in shares.items()) if shares else "–"
+
+
 def _inverse(value: float | None) -> float | None:
     return 1 / value if value else None
 
@@ -294,6 +298,7 @@ def render(results: dict, plots: dict[str, str]) -> str:
                     "mean batch",
                     "engine img/s at that batch",
                     "efficiency",
+                    "engine runs by batch size",
                 ],
                 [
                     [
@@ -307,6 +312,7 @@ def render(results: dict, plots: dict[str, str]) -> str:
                         _f(r.get("mean_batch"), 2),
                         _f(r.get("engine_img_per_s_at_batch")),
                         _pct(r.get("efficiency")),
+                        _shares(r.get("batch_shares")),
                     ]
                     for r in svc["closed"]
                 ],

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from bench.http import histogram_totals, mean_batch
+from bench.http import batch_shares, histogram_totals, mean_batch
 from bench.report import peer_ratios, render, targets
 from bench.stats import interpolate, latency_summary_ms, percentile
 
@@ -33,17 +33,21 @@ def test_percentile_and_interpolation_follow_their_definitions() -> None:
 
 def test_mean_batch_from_a_real_prometheus_histogram() -> None:
     registry = CollectorRegistry()
-    hist = Histogram("vit_batch_size", "Images per engine run", ["batcher"], registry=registry)
+    hist = Histogram(
+        "vit_batch_size", "Images per engine run", ["batcher"], buckets=(1, 2, 4, 8, 16), registry=registry
+    )
     for size in (1, 4, 4):
         hist.labels(batcher="classify").observe(size)
     hist.labels(batcher="explain").observe(16)
     before = histogram_totals(generate_latest(registry).decode(), "vit_batch_size", {"batcher": "classify"})
-    assert before == {"sum": 9.0, "count": 3.0}
+    assert (before["sum"], before["count"]) == (9.0, 3.0)
     for size in (8, 16):
         hist.labels(batcher="classify").observe(size)
     after = histogram_totals(generate_latest(registry).decode(), "vit_batch_size", {"batcher": "classify"})
     assert mean_batch(before, after) == pytest.approx(12.0)
     assert mean_batch(after, after) is None
+    assert batch_shares(before, after) == {"≤8": 0.5, "≤16": 0.5}
+    assert batch_shares({"count": 0.0}, before) == pytest.approx({"≤1": 1 / 3, "≤4": 2 / 3})
 
 
 def _closed(concurrency: int, rps: float, p99: float) -> dict:
