@@ -262,6 +262,14 @@ def render(results: dict, plots: dict[str, str]) -> str:
             [str(r["batch"]), _f(r["img_per_s"]), _f(r["latency_ms_p50"]), _f(r["latency_ms_p95"]),
              str(r["reps"])]
             for r in entry["engine"]]))  # fmt: skip
+        profile = entry.get("engine_profile")
+        if profile:
+            shares = ", ".join(f"{op} {100 * v:.0f}%" for op, v in profile["shares"].items())
+            parts.append(
+                f"ONNX Runtime's profiler on **{name}** at batch {profile['batch']} "
+                f"({_f(profile['kernel_ms_per_run'])} ms of kernels per run), share of kernel time by "
+                f"operator: {shares}.\n"
+            )
         if entry.get("engine_1thread"):
             parts.append(f"**{name}** with one intra-op thread (`intra_op_num_threads=1`), same run\n")
             parts.append(_table(["batch", "img/s", "p50 latency (ms)", "p95 (ms)", "runs"], [

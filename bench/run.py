@@ -293,6 +293,12 @@ def run(plan: Plan, cache: Path, out_dir: Path, markdown: Path) -> dict:
                 model.graph_path(), model.input_size, plan.engine_1thread_batches,
                 min_time_s=plan.engine_min_time_s, threads=1,
             )  # fmt: skip
+        if name == plan.peer_model:
+            from bench.profile import op_shares
+
+            entry["engine_profile"] = op_shares(
+                model.graph_path(), model.input_size, batch=min(8, plan.max_batch_size)
+            )
         with_peers = name == plan.peer_model and bool(plan.peers)
         entry["service"], peers = service_figures(
             model, plan, images, cache, logs, entry["engine"], with_peers

@@ -99,6 +99,8 @@ def test_quick_run_writes_results_and_markdown(tmp_path: Path) -> None:
     assert tiny["status"] == "ok" and tiny["flops_per_image"] > 0
     assert [row["batch"] for row in tiny["engine"]] == [1, 2]
     assert all(row["img_per_s"] > 0 and row["reps"] >= 3 for row in tiny["engine"])
+    profile = tiny["engine_profile"]
+    assert "MatMul" in profile["shares"] and 0 < sum(profile["shares"].values()) <= 1.0 + 1e-9
 
     service = tiny["service"]
     assert [row["concurrency"] for row in service["closed"]] == [1, 2]
