@@ -1,7 +1,9 @@
 """Peer (d): Ray Serve with ``@serve.batch`` on a local single-node Ray, the bundle's ONNX Runtime session.
 
 Set up as Ray Serve's dynamic-batching docs show it: one deployment whose ``__call__`` decodes the request
-and awaits a ``@serve.batch`` method; Ray is started locally (dashboard off, loopback HTTP proxy).
+and awaits a ``@serve.batch`` method, with ``max_ongoing_requests`` well above the batch size so that
+batches can fill (the batching guide's advice; Ray's default of 5 would cap every batch at 5). Ray is
+started locally (dashboard off, loopback HTTP proxy).
 """
 
 from __future__ import annotations
