@@ -223,6 +223,15 @@ def render(results: dict, plots: dict[str, str]) -> str:
         "cores as the server under test, for every server alike, so its CPU use is part of every figure. "
         "All servers bind 127.0.0.1.\n",
     ]
+    missing = {k: v for k, v in results["models"].items() if v.get("status") != "ok"}
+    if missing:
+        parts.append(
+            "Not measured in this run: "
+            + "; ".join(
+                f"**{k}** ({v.get('status')}: {v.get('reason', '')[:200]})" for k, v in missing.items()
+            )
+            + "\n"
+        )
     rows = targets(results)
     if rows:
         parts += ["## Targets\n", _table(["target", "measured", "met"], rows)]
@@ -521,3 +530,19 @@ def write(results: dict, out_dir: Path, markdown: Path) -> None:
     text = render(results, plots).replace("(bench/results.json)", f"({rel}/results.json)")
     markdown.parent.mkdir(parents=True, exist_ok=True)
     markdown.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Re-render the document from a results.json (e.g. after editing bench/findings.md)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=main.__doc__)
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--markdown", type=Path, default=Path("docs/benchmarks.md"))
+    args = parser.parse_args(argv)
+    write(json.loads(args.results.read_text()), args.results.parent, args.markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -252,6 +253,48 @@ def explain_figures(server: RunningServer, model: PreparedModel, image: Path, pl
     return {"http": http, "engine_batch1": graphs}
 
 
+def measure_model(name: str, plan: Plan, cache: Path, images: dict[str, Path], logs: Path) -> dict:
+    """Everything measured on one model (its entry in results.json)."""
+    log(f"{name}: preparing bundle")
+    model = prepare(name, cache, REPO, build_default=not plan.quick)
+    if model is None:
+        return {"status": "skipped", "reason": "bundles/default missing (make bundle)"}
+    entry: dict = {
+        "status": "ok",
+        "title": model.spec.title,
+        "input_size": list(model.input_size),
+        "params": model.manifest.architecture.params,
+        "flops_per_image": model.flops_per_image(),
+    }
+    log(f"{name}: engine ceiling at batches {plan.engine_batches}")
+    entry["engine"] = engine.ceiling(
+        model.graph_path(), model.input_size, plan.engine_batches, min_time_s=plan.engine_min_time_s
+    )
+    if name == plan.peer_model and plan.engine_1thread_batches:
+        entry["engine_1thread"] = engine.ceiling(
+            model.graph_path(), model.input_size, plan.engine_1thread_batches,
+            min_time_s=plan.engine_min_time_s, threads=1,
+        )  # fmt: skip
+    if name == plan.peer_model:
+        from bench.profile import op_shares
+
+        entry["engine_profile"] = op_shares(
+            model.graph_path(), model.input_size, batch=min(8, plan.max_batch_size)
+        )
+    with_peers = name == plan.peer_model and bool(plan.peers)
+    entry["service"], peers = service_figures(model, plan, images, cache, logs, entry["engine"], with_peers)
+    if name == plan.extras_model:
+        from bench import preprocess  # imports the service's imaging code
+
+        log(f"{name}: preprocessing")
+        entry["preprocessing"] = {
+            img: preprocess.measure(path, model.manifest.preprocessing) for img, path in images.items()
+        }
+    if peers is not None:
+        entry["peers"] = peers
+    return entry
+
+
 def run(plan: Plan, cache: Path, out_dir: Path, markdown: Path) -> dict:
     started = time.perf_counter()
     cache = cache.resolve()
@@ -271,54 +314,20 @@ def run(plan: Plan, cache: Path, out_dir: Path, markdown: Path) -> dict:
     results["images"] = {name: {"bytes": path.stat().st_size} for name, path in images.items()}
     base_plan = plan
     for name in base_plan.models:
-        plan = base_plan.for_model(name)
-        log(f"{name}: preparing bundle")
-        model = prepare(name, cache, REPO, build_default=not plan.quick)
-        if model is None:
-            results["models"][name] = {"status": "skipped", "reason": "bundles/default missing (make bundle)"}
-            continue
-        entry: dict = {
-            "status": "ok",
-            "title": model.spec.title,
-            "input_size": list(model.input_size),
-            "params": model.manifest.architecture.params,
-            "flops_per_image": model.flops_per_image(),
-        }
-        log(f"{name}: engine ceiling at batches {plan.engine_batches}")
-        entry["engine"] = engine.ceiling(
-            model.graph_path(), model.input_size, plan.engine_batches, min_time_s=plan.engine_min_time_s
-        )
-        if name == plan.peer_model and plan.engine_1thread_batches:
-            entry["engine_1thread"] = engine.ceiling(
-                model.graph_path(), model.input_size, plan.engine_1thread_batches,
-                min_time_s=plan.engine_min_time_s, threads=1,
-            )  # fmt: skip
-        if name == plan.peer_model:
-            from bench.profile import op_shares
-
-            entry["engine_profile"] = op_shares(
-                model.graph_path(), model.input_size, batch=min(8, plan.max_batch_size)
-            )
-        with_peers = name == plan.peer_model and bool(plan.peers)
-        entry["service"], peers = service_figures(
-            model, plan, images, cache, logs, entry["engine"], with_peers
-        )
-        if name == plan.extras_model:
-            from bench import preprocess  # imports the service's imaging code
-
-            log(f"{name}: preprocessing")
-            entry["preprocessing"] = {
-                img: preprocess.measure(path, model.manifest.preprocessing) for img, path in images.items()
-            }
-        if peers is not None:
-            entry["peers"] = peers
-        results["models"][name] = entry
+        try:
+            results["models"][name] = measure_model(name, base_plan.for_model(name), cache, images, logs)
+        except Exception as exc:  # keep the other models' figures; the report says what failed
+            log(f"{name}: failed: {exc!r}")
+            results["models"][name] = {"status": "failed", "reason": repr(exc)[-600:]}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "results.partial.json").write_text(json.dumps(results, indent=1) + "\n")
     results["gpu"] = {"measured": False, "reason": "no CUDA device on this machine; see bench/gpu.py"}
     results["machine"]["load_average_end"] = list(os.getloadavg())
     results["duration_s"] = time.perf_counter() - started
     from bench import report  # matplotlib only when writing
 
     report.write(results, out_dir, markdown)
+    (out_dir / "results.partial.json").unlink(missing_ok=True)
     log(f"done in {results['duration_s']:.0f} s: {markdown}")
     return results
 
