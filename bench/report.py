@@ -108,8 +108,8 @@ def targets(results: dict) -> list[list[str]]:
             beats = all(r["throughput_ratio"] is not None and r["throughput_ratio"] < 1 for r in high)
             p99_ok = all(r["p99_ratio"] is None or r["p99_ratio"] >= 1 for r in high)
             figures = ", ".join(
-                f"c={r['concurrency']}: {_f(_inverse(r['throughput_ratio']), 2)}× throughput, "
-                f"p99 {_f(r['p99_ratio'], 2)}× theirs/ours"
+                f"c={r['concurrency']}: throughput ours ÷ theirs {_f(_inverse(r['throughput_ratio']), 2)}×, "
+                f"p99 theirs ÷ ours {_f(r['p99_ratio'], 2)}×"
                 for r in high
             )
             rows.append(
