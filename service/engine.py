@@ -1,8 +1,9 @@
-"""One ONNX Runtime session per graph, fed padded batches from preallocated buffers.
+"""One ONNX Runtime session per graph, fed batches from preallocated buffers.
 
-Batches are padded up to the next bucket size so that accelerators (TensorRT profiles, CUDA
-graphs) only ever see a handful of shapes, and warmed up over those buckets before the service
-reports ready. ``run`` is called from a single dedicated thread per engine (see the batcher), so
+On accelerators, batches are padded up to the next bucket size so that TensorRT profiles and CUDA
+kernels only ever see a handful of shapes, all warmed up before the service reports ready. On the
+CPU provider padded rows would be computed for nothing (a batch of 9 would cost 16), so by default
+the exact batch runs there, as a view of the same buffer. ``run`` is called from a single dedicated thread per engine (see the batcher), so
 the per-bucket input buffers can be reused without locks and nothing is copied twice.
 """
 
@@ -34,6 +35,8 @@ class EngineOptions:
     trt_cache_dir: Path | None = None
     trt_fp16: bool = True
     gpu_mem_limit_mb: int = 0
+    pad_batches: str = "auto"  # "auto": only on accelerators; "always"; "never"
+    spinning: bool = False  # ORT worker threads busy-wait between operators when True
     extra: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -89,6 +92,11 @@ class Engine:
         session_options.inter_op_num_threads = options.inter_op_threads
         session_options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not options.spinning:
+            # Spinning threads steal the cores that decoding and the event loop need, and on a
+            # shared host a descheduled peer leaves the others spinning (measured in docs/benchmarks.md).
+            session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            session_options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         chosen = choose_providers(options.providers)
         providers = [(name, provider_options(name, options, self.input_shape)) for name in chosen]
         try:
@@ -96,6 +104,10 @@ class Engine:
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BundleError(f"cannot load graph {spec.file}: {exc}") from exc
         self.providers: list[str] = self.session.get_providers()
+        if options.pad_batches not in ("auto", "always", "never"):
+            raise ValueError(f"pad_batches must be auto, always or never, not {options.pad_batches!r}")
+        on_cpu = self.providers[0] == "CPUExecutionProvider"
+        self.pads = options.pad_batches == "always" or (options.pad_batches == "auto" and not on_cpu)
         self._check_session()
         self.output_names = [t.name for t in spec.outputs]
         height, width = self.input_shape
@@ -142,12 +154,19 @@ class Engine:
                 return size
         raise ValueError(f"batch of {n} exceeds the largest bucket {self.buckets[-1]}")
 
+    def run_size(self, n: int) -> int:
+        """The batch size the graph actually runs for ``n`` images: the bucket, or ``n`` unpadded."""
+        bucket = self.bucket_for(n)
+        return bucket if self.pads else n
+
     def run(self, images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """Stack ``images`` into the bucket's buffer, run, return float32 outputs sliced to the batch."""
+        """Stack ``images`` into the buffer, run, return float32 outputs sliced to the batch."""
         count = len(images)
         if count == 0:
             return {name: np.empty((0,)) for name in self.output_names}
-        buffer = self._buffers[self.bucket_for(count)]
+        bucket = self.bucket_for(count)
+        # The leading rows of a C-contiguous buffer are a contiguous view: no copy either way.
+        buffer = self._buffers[bucket] if self.pads else self._buffers[bucket][:count]
         for row, image in enumerate(images):
             buffer[row] = image
         outputs = self.session.run(self.output_names, {INPUT_NAME: buffer})

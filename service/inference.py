@@ -68,6 +68,8 @@ class InferenceService:
             trt_cache_dir=settings.trt_cache_dir,
             trt_fp16=settings.trt_fp16,
             gpu_mem_limit_mb=settings.gpu_mem_limit_mb,
+            pad_batches=settings.pad_batches,
+            spinning=settings.ort_spinning,
         )
         size = self.preprocessing.input_size
         self.classify_engine = Engine(bundle.graph_path(bundle.classify), bundle.classify, size, options)

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     )
     intra_op_threads: int = Field(0, ge=0, description="0: ONNX Runtime's default (all cores)")
     inter_op_threads: int = Field(1, ge=0)
+    pad_batches: Literal["auto", "always", "never"] = Field(
+        "auto", description="pad batches to the buckets: auto = only on GPU providers"
+    )
+    ort_spinning: bool = Field(False, description="let ONNX Runtime threads busy-wait between operators")
     trt_cache_dir: Path | None = None
     trt_fp16: bool = True
     gpu_mem_limit_mb: int = Field(0, ge=0, description="0: no limit on the CUDA arena")

@@ -70,3 +70,22 @@ def test_cuda_engine_matches_cpu(tiny_bundle: Path, engines):
     cuda.warmup()
     images = list(np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))
     np.testing.assert_allclose(cuda.run(images)["logits"], engines[0].run(images)["logits"], atol=1e-3)
+
+
+def test_cpu_runs_the_exact_batch_and_padding_changes_no_result(tiny_bundle: Path):
+    """On CPU the padded rows would be computed for nothing, so by default they are not sent."""
+    loaded = load_bundle(tiny_bundle)
+    size = loaded.manifest.preprocessing.input_size
+    make = lambda pad: Engine(  # noqa: E731
+        loaded.graph_path(loaded.classify),
+        loaded.classify,
+        size,
+        EngineOptions(buckets=(1, 4, 8), intra_op_threads=1, pad_batches=pad),
+    )
+    auto, padded = make("auto"), make("always")
+    assert [auto.run_size(n) for n in (1, 3, 5, 8)] == [1, 3, 5, 8]
+    assert [padded.run_size(n) for n in (1, 3, 5, 8)] == [1, 4, 8, 8]
+    images = list(np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8))
+    np.testing.assert_allclose(auto.run(images)["logits"], padded.run(images)["logits"], atol=1e-5)
+    with pytest.raises(ValueError, match="pad_batches"):
+        make("sometimes")
