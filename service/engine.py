@@ -3,8 +3,8 @@
 On accelerators, batches are padded up to the next bucket size so that TensorRT profiles and CUDA
 kernels only ever see a handful of shapes, all warmed up before the service reports ready. On the
 CPU provider padded rows would be computed for nothing (a batch of 9 would cost 16), so by default
-the exact batch runs there, as a view of the same buffer. ``run`` is called from a single dedicated thread per engine (see the batcher), so
-the per-bucket input buffers can be reused without locks and nothing is copied twice.
+the exact batch runs there, as a view of the same buffer. ``run`` is called from a single dedicated
+thread per engine (see the batcher), so the buffers are reused without locks and nothing is copied twice.
 """
 
 from __future__ import annotations
