@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from model_export.export.graphs import PixelNormalize, export_graph, read_signature
-from model_export.export.reference import numpy_rollout as package_rollout
 from model_export.export.variants import topological_sort
 from model_export.model import ViT
 from service.bundle import Manifest, Preprocessing
@@ -86,10 +85,16 @@ def test_distilled_model_rollout_skips_both_prefix_tokens(tmp_path):
     assert np.abs(rollout - numpy_rollout(attentions, 2, (4, 4))).max() <= 1e-5
 
 
-def test_package_reference_rollout_agrees_with_the_test_reference():
-    rng = np.random.default_rng(0)
-    layers = [rng.dirichlet(np.ones(5), size=(2, 3, 5)) for _ in range(3)]
-    np.testing.assert_allclose(package_rollout(layers, 1, (2, 2)), numpy_rollout(layers, 1, (2, 2)))
+@pytest.mark.parametrize("depth", [1, 2, 5])
+def test_reference_rollout_closed_forms(depth):
+    """Uniform attention: each layer is (J/T + I)/2, so L layers give (1 - 2^-L) J/T + 2^-L I and every
+    patch gets (1 - 2^-L)/T from [CLS]. Attention to self only: the rollout stays on [CLS]."""
+    tokens, heads = 5, 3
+    uniform = [np.full((2, heads, tokens, tokens), 1 / tokens) for _ in range(depth)]
+    expected = (1 - 2.0**-depth) / tokens
+    np.testing.assert_allclose(numpy_rollout(uniform, 1, (2, 2)), np.full((2, 2, 2), expected), atol=1e-15)
+    identity = [np.broadcast_to(np.eye(tokens), (2, heads, tokens, tokens)) for _ in range(depth)]
+    np.testing.assert_array_equal(numpy_rollout(identity, 1, (2, 2)), np.zeros((2, 2, 2)))
 
 
 def test_signature_is_read_from_the_file(bundle):
