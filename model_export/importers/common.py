@@ -281,6 +281,15 @@ def take(state: dict[str, Tensor], key: str) -> Tensor:
     return state.pop(key)
 
 
+def rename(key: str, renames: list[tuple[str, str]]) -> str | None:
+    """The first rule of a (regex, replacement) table that matches ``key``, applied; None if none does."""
+    for pattern, target in renames:
+        new, hits = re.subn(pattern, target, key)
+        if hits:
+            return new
+    return None
+
+
 def refuse_leftovers(leftover: dict[str, Any] | list[str], what: str) -> None:
     """Every foreign tensor must land somewhere: unknown ones mean an architecture we would get wrong."""
     names = sorted(leftover)

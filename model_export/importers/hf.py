@@ -26,6 +26,7 @@ from model_export.importers.common import (
     infer_config,
     read_tensors,
     refuse_leftovers,
+    rename,
 )
 from service.bundle import Preprocessing
 
@@ -99,13 +100,11 @@ def convert_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
             layer, name, kind = int(match[1]), match[2] or match[3], match[4]
             qkv.setdefault((layer, kind), [None, None, None])[_QKV_INDEX[name]] = value
             continue
-        for pattern, target in RENAMES:
-            new, hits = re.subn(pattern, target, key)
-            if hits:
-                out[new] = value
-                break
-        else:
+        new = rename(key, RENAMES)
+        if new is None:
             leftover.append(key)
+        else:
+            out[new] = value
     refuse_leftovers(leftover, "transformers ViTForImageClassification")
     for (layer, kind), parts in qkv.items():
         absent = [n for n, p in zip(("query", "key", "value"), parts, strict=True) if p is None]

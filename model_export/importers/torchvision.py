@@ -8,7 +8,6 @@ Preprocessing: ImageNet mean/std, bilinear, shorter side 256 then centre crop 22
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from torch import Tensor
@@ -23,6 +22,7 @@ from model_export.importers.common import (
     infer_config,
     read_tensors,
     refuse_leftovers,
+    rename,
 )
 from model_export.importers.timm import find_weights
 
@@ -51,13 +51,11 @@ def convert_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
     out: dict[str, Tensor] = {}
     leftover = []
     for key, value in state.items():
-        for pattern, target in RENAMES:
-            new, hits = re.subn(pattern, target, key)
-            if hits:
-                out[new] = value
-                break
-        else:
+        new = rename(key, RENAMES)
+        if new is None:
             leftover.append(key)
+        else:
+            out[new] = value
     refuse_leftovers(leftover, "torchvision")
     return out
 
