@@ -63,7 +63,9 @@ class Settings(BaseSettings):
     pad_batches: Literal["auto", "always", "never"] = Field(
         "auto", description="pad batches to the buckets: auto = only on GPU providers"
     )
-    ort_spinning: bool = Field(False, description="let ONNX Runtime threads busy-wait between operators")
+    ort_spinning: bool = Field(
+        True, description="ONNX Runtime threads busy-wait between operators; turn off on shared CPUs"
+    )
     trt_cache_dir: Path | None = None
     trt_fp16: bool = True
     gpu_mem_limit_mb: int = Field(0, ge=0, description="0: no limit on the CUDA arena")
