@@ -212,11 +212,12 @@ def render(results: dict, plots: dict[str, str]) -> str:
         f"**Machine:** {m['cpu_model']}, {m['cores']} cores ({', '.join(m['simd']) or 'no AVX'}), "
         f"{m['platform']}; Python {m['python']}, ONNX Runtime {m['onnxruntime']}, NumPy {m['numpy']}, "
         f"PyTorch {m['torch']}. Load average (1 min) {load0:.2f} at the start, {_f(load1, 2)} at the end"
+        # The end figure includes the benchmark's own load; only the start says whether other work ran.
         + (
             " — **the machine was shared with other work while this ran (background load), so absolute "
             "figures are noisy; ratios between servers measured back to back are less so.**"
-            if max(load0, load1 or 0) > 0.5
-            else "."
+            if load0 > 1.0
+            else " (the end figure includes the benchmark's own load)."
         )
         + "\n",
         "The load generator (`bench/loadgen.py`, asyncio + httpx) runs in its own process on the same "
