@@ -23,6 +23,15 @@ def _pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return (int(height), int(width))
 
 
+def strict_from_dict(cls: type, data: dict[str, Any], what: str) -> Any:
+    """Build dataclass ``cls`` from ``data``, refusing keys it does not know (a typo must not pass)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} keys: {unknown}")
+    return cls(**data)
+
+
 @dataclass
 class ViTConfig:
     """Everything needed to build a ViT; serialised as JSON next to its weights."""
@@ -85,8 +94,4 @@ class ViTConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ViTConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown ViT config keys: {unknown}")
-        return cls(**data)
+        return strict_from_dict(cls, data, "ViT config")

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from model_export.config import strict_from_dict
+
 RECIPES = ("scratch", "finetune")
 AUGMENTATIONS = ("auto", "none", "digits", "photo")
 
@@ -101,11 +103,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training config keys: {unknown}")
-        return cls(**data)
+        return strict_from_dict(cls, data, "training config")
 
     @classmethod
     def read(cls, path: Path) -> TrainConfig:
