@@ -69,6 +69,9 @@ def train(
     threads: Annotated[int | None, Opt(help="torch threads per process (recorded)")] = None,
     device: Annotated[str | None, Opt(help="auto | cpu | cuda")] = None,
     amp: Annotated[str | None, Opt(help="auto (bf16 on CUDA) | bf16 | none")] = None,
+    attention: Annotated[
+        str | None, Opt(help="auto | fused | math: attention kernel (auto: math for short CPU bf16 runs)")
+    ] = None,
 ) -> None:
     """Train a ViT from scratch or fine-tune a model directory; writes a run directory."""
     overrides = {k: v for k, v in locals().items() if k not in ("out", "config_file", "resume")}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from model_export.config import strict_from_dict
+from model_export.training.attention import ATTENTION_KERNELS
 
 RECIPES = ("scratch", "finetune")
 AUGMENTATIONS = ("auto", "none", "digits", "photo")
@@ -97,6 +98,7 @@ class TrainConfig:
     threads: int | None = None
     device: str = "auto"
     amp: str = "auto"  # "auto": bf16 autocast on CUDA only; "bf16": also on CPU; "none"
+    attention: str = "auto"  # "auto" | "fused" | "math": the attention kernel (see training/attention.py)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -136,6 +138,8 @@ class TrainConfig:
             raise ValueError("the finetune recipe needs --from CKPT (a model directory)")
         if self.amp not in ("auto", "bf16", "none"):
             raise ValueError(f"amp must be 'auto', 'bf16' or 'none', got {self.amp!r}")
+        if self.attention not in ATTENTION_KERNELS:
+            raise ValueError(f"attention must be one of {ATTENTION_KERNELS}, got {self.attention!r}")
         if self.interpolation not in ("nearest", "bilinear", "bicubic", "lanczos"):
             raise ValueError(
                 f"interpolation must be nearest, bilinear, bicubic or lanczos, got {self.interpolation!r}"

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from model_export.checkpoint import LABELS_FILE, MODEL_FILE, WEIGHTS_FILE, ModelInfo, write_model_files
+from model_export.training.attention import attention_kernel, resolve_attention, tokens_of
 from model_export.training.config import TrainConfig
 from model_export.training.data import Dataset, DatasetError, Split, load_dataset, write_data_json
 from model_export.training.metrics import classification_metrics, predict
@@ -168,6 +169,13 @@ def _resolve_runtime(config: TrainConfig, dataset: Dataset, world: int) -> Train
         # leave one core to data loading and the system: on a small shared machine, oversubscribed
         # torch threads spin and run several times slower than one thread
         values["threads"] = max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - 1))
+    device = _device(config, rank=0)
+    values["attention"] = resolve_attention(
+        config.attention,
+        device.type,
+        bf16=_use_autocast(config, device),
+        tokens=tokens_of(config.image_size or 0, config.patch_size or 1),
+    )
     if values["augment"] == "auto":
         values["augment"] = "digits" if dataset.kind == "digits" else "photo"
     resolved = TrainConfig.from_dict(values)
@@ -300,7 +308,7 @@ def _train(
                         if autocast
                         else contextlib.nullcontext()
                     )
-                    with amp:
+                    with amp, attention_kernel(config.attention):
                         logits = wrapped(x)
                     loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing or 0.0)
                     (loss * (len(y) / len(labels))).backward()

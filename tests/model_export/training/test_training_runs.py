@@ -53,6 +53,7 @@ def test_run_directory_contents(tiny_run: Path):
     assert not any(name.endswith(".tmp") for name in names)
     config = json.loads((tiny_run / "config.json").read_text())
     assert None not in (config["lr"], config["epochs"], config["dim"], config["mean"], config["threads"])
+    assert config["attention"] == "fused"  # fp32 on CPU: the fused kernel (auto resolved and recorded)
     log = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == list(range(1, TINY["epochs"] + 1))
     metrics = json.loads((tiny_run / "metrics.json").read_text())
@@ -94,6 +95,17 @@ def test_flags_override_the_config_file(tiny_run: Path, tmp_path: Path):
     assert runner.invoke(app, args).exit_code == 0
     config = json.loads((out / "config.json").read_text())
     assert config["epochs"] == 1 and config["lr"] == 0.0005 and config["dim"] == TINY["dim"]
+
+
+def test_bf16_on_cpu_trains_with_the_math_kernel_and_records_it(tiny_run: Path, tmp_path: Path):
+    out = tmp_path / "bf16"
+    config = ["--config", str(tiny_run / "config.json"), "--attention", "auto"]  # the file says fused
+    args = ["train", *config, "--amp", "bf16", "--epochs", "1"]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["attention"] == "math"
+    (record,) = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert 0.0 < record["train_loss"] < 10.0 and (out / "model.json").is_file()
 
 
 @pytest.mark.slow
