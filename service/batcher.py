@@ -76,11 +76,11 @@ class Batcher(Generic[P, R]):
             raise ValueError("max_batch_size and max_queue must be positive")
         self.name = name
         self.predict = predict
-        self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
         self.timeout_s = timeout_s
         self.metrics = metrics
+        self.set_max_batch_size(max_batch_size)
         self._queue: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
         self._closing = False
@@ -100,6 +100,14 @@ class Batcher(Generic[P, R]):
     @property
     def busy(self) -> bool:
         return self._busy
+
+    def set_max_batch_size(self, size: int) -> None:
+        """Change the cap (the service lowers it after measuring the engine); applies to the next batch."""
+        if size < 1:
+            raise ValueError("max_batch_size must be positive")
+        self.max_batch_size = size
+        if self.metrics is not None:
+            self.metrics.max_batch_size.set(size)
 
     def start(self) -> None:
         if self._task is None:

@@ -175,7 +175,11 @@ class Engine:
             for name, value in zip(self.output_names, outputs, strict=True)
         }
 
+    def run_bucket(self, size: int) -> None:
+        """One run of a bucket's buffer as it stands (for warm-up and timing)."""
+        self.session.run(self.output_names, {INPUT_NAME: self._buffers[size]})
+
     def warmup(self) -> None:
         """One run per bucket, so no request pays for kernel selection or engine building."""
         for size in self.buckets:
-            self.session.run(self.output_names, {INPUT_NAME: self._buffers[size]})
+            self.run_bucket(size)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from service.batch_tuning import choose_batch_cap, measure_rates
 from service.batcher import Batcher
 from service.bundle.loader import LoadedBundle
 from service.core.config import Settings
@@ -24,6 +25,8 @@ from service.imaging import load_for_model, render_heatmap_png
 from service.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
+
+AUTOTUNE_TIME_PER_BUCKET_S = 0.25  # and at least two timed runs per bucket
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class InferenceService:
         self.explain_batcher: Batcher[np.ndarray, tuple[np.ndarray, np.ndarray]] = Batcher(
             "explain", self.predict_explain, metrics=metrics.for_batcher("explain"), **common
         )
+        self.engine_rates: dict[int, float] = {}  # measured at start-up when autotuning
         self.decoder = ThreadPoolExecutor(settings.decode_workers, thread_name_prefix="decode")
         self.explanations = ExplanationCache(settings.explain_cache_size, settings.explain_ttl_s)
 
@@ -107,6 +111,22 @@ class InferenceService:
             await self.classify_batcher.run_sync(self.classify_engine.warmup)
             if self.explain_engine is not None:
                 await self.explain_batcher.run_sync(self.explain_engine.warmup)
+            if self.settings.batch_autotune and len(self.classify_engine.buckets) > 1:
+                await self.tune_batch_cap()
+
+    async def tune_batch_cap(self) -> None:
+        """Time the classify graph at every bucket and cap both batchers where larger batches stop paying
+        (the explain graph is the classify graph plus the rollout, so it shares the cap)."""
+        engine = self.classify_engine
+        rates = await self.classify_batcher.run_sync(
+            lambda: measure_rates(engine.run_bucket, engine.buckets, AUTOTUNE_TIME_PER_BUCKET_S)
+        )
+        cap = choose_batch_cap(rates, self.settings.batch_autotune_tolerance)
+        self.engine_rates = rates
+        for batcher in (self.classify_batcher, self.explain_batcher):
+            batcher.set_max_batch_size(cap)
+        shown = ", ".join(f"{size}: {rate:.1f}" for size, rate in rates.items())
+        log.info("engine images/s by batch size {%s}: batches capped at %d", shown, cap)
 
     async def stop(self, timeout_s: float) -> None:
         await asyncio.gather(self.classify_batcher.stop(timeout_s), self.explain_batcher.stop(timeout_s))

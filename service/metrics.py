@@ -24,6 +24,7 @@ class BatcherMetrics:
     queue_wait: Histogram
     inference: Histogram
     rejected: Counter  # labelled by batcher and reason
+    max_batch_size: Gauge
     name: str
 
     def reject(self, reason: str) -> None:
@@ -48,6 +49,10 @@ class ServiceMetrics:
         self.rejected = Counter(
             "vit_rejected_requests", "Requests refused or abandoned", ["batcher", "reason"], registry=r
         )
+        self._max_batch_size = Gauge(
+            "vit_max_batch_size", "The batch cap in force (measured at start-up or configured)", ["batcher"],
+            registry=r,
+        )  # fmt: skip
         self.model_info = Info("vit_model", "The bundle being served", registry=r)
 
     def for_batcher(self, name: str) -> BatcherMetrics:
@@ -57,6 +62,7 @@ class ServiceMetrics:
             queue_wait=self._queue_wait.labels(batcher=name),
             inference=self._inference.labels(batcher=name),
             rejected=self.rejected,
+            max_batch_size=self._max_batch_size.labels(batcher=name),
             name=name,
         )
 

@@ -57,7 +57,7 @@ def train(
     label_smoothing: Annotated[float | None, Opt()] = None,
     warmup_epochs: Annotated[float | None, Opt(help="linear warmup length in epochs")] = None,
     grad_clip: Annotated[float | None, Opt(help="global gradient-norm limit (0: off)")] = None,
-    augment: Annotated[str | None, Opt(help="auto | none | digits | photo")] = None,
+    augment: Annotated[str | None, Opt(help="auto | none | digits | photo | flip")] = None,
     val_fraction: Annotated[float | None, Opt()] = None,
     test_fraction: Annotated[float | None, Opt(help="for datasets without a test split")] = None,
     split_seed: Annotated[int | None, Opt()] = None,

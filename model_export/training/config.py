@@ -17,7 +17,7 @@ from model_export.config import strict_from_dict
 from model_export.training.attention import ATTENTION_KERNELS
 
 RECIPES = ("scratch", "finetune")
-AUGMENTATIONS = ("auto", "none", "digits", "photo")
+AUGMENTATIONS = ("auto", "none", "digits", "photo", "flip")
 
 # The embedded default: a small ViT for 8×8 digits upscaled to 32×32, an 8×8 grid of 4-px patches.
 DEFAULT_MODEL: dict[str, Any] = dict(image_size=32, patch_size=4, dim=64, depth=4, heads=4, mlp_dim=128)

@@ -40,6 +40,7 @@ from model_export.training.state import latest_state, load_state, save_state
 from model_export.training.transforms import (
     eval_transform,
     random_affine,
+    random_flip,
     random_resized_crop,
     to_model_input,
 )
@@ -223,6 +224,8 @@ def _augmentation(config: TrainConfig):
         return random_affine(preprocessing, rotate=10.0, translate=0.125)
     if config.augment == "photo":
         return random_resized_crop(preprocessing, scale_min=0.35 if config.recipe == "scratch" else 0.6)
+    if config.augment == "flip":
+        return random_flip(preprocessing)
     return None
 
 

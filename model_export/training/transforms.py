@@ -91,6 +91,18 @@ def random_affine(
     return transform
 
 
+def random_flip(preprocessing: Preprocessing) -> Callable[[Image.Image, np.random.Generator], np.ndarray]:
+    """The evaluation transform, mirrored left-right half of the time: the mildest photo augmentation,
+    for short fine-tunes where cropping costs more signal than it adds variety."""
+    base = eval_transform(preprocessing)
+
+    def transform(image: Image.Image, rng: np.random.Generator) -> np.ndarray:
+        pixels = base(image)
+        return np.ascontiguousarray(pixels[:, ::-1]) if rng.random() < 0.5 else pixels
+
+    return transform
+
+
 def random_resized_crop(
     preprocessing: Preprocessing, scale_min: float, flip: bool = True
 ) -> Callable[[Image.Image, np.random.Generator], np.ndarray]:

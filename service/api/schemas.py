@@ -79,8 +79,14 @@ class ModelResponse(BaseModel):
     accuracy: dict[str, float] = Field(description="the served graph's recorded accuracy and change vs fp32")
     bundle_digest: str = Field(description="sha256 of manifest.json")
     explain: bool = Field(description="whether the bundle has an explain graph")
-    max_batch_size: int
+    max_batch_size: int = Field(
+        description="the batch cap in force: VIT_MAX_BATCH_SIZE, or lower where start-up timing found "
+        "that larger batches do not pay"
+    )
     batch_buckets: list[int]
+    engine_images_per_second: dict[str, float] = Field(
+        description="the classify graph's measured speed at each bucket (empty without autotuning)"
+    )
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -44,6 +44,8 @@ class ServerProcess:
             "VIT_DECODE_WORKERS": "2",
             "VIT_LOG_LEVEL": "warning",
             "VIT_TEST_ENGINE_DELAY_S": str(delay_s),
+            # start-up timing would measure the undelayed engine, not the slowed one tests rely on
+            **({"VIT_BATCH_AUTOTUNE": "false"} if delay_s else {}),
             **(env or {}),
         }
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()

@@ -28,6 +28,7 @@ async def model_info(service: ServiceDep, settings: SettingsDep) -> ModelRespons
         accuracy={k: float(v) for k, v in bundle.classify.accuracy.items()},
         bundle_digest=bundle.digest,
         explain=bundle.explain is not None,
-        max_batch_size=settings.max_batch_size,
+        max_batch_size=service.classify_batcher.max_batch_size,
         batch_buckets=list(settings.batch_buckets),
+        engine_images_per_second={str(k): round(v, 2) for k, v in service.engine_rates.items()},
     )

@@ -33,7 +33,7 @@ def _loss_and_grads(model: ViT, x: torch.Tensor, y: torch.Tensor, kernel: str):
     with attention_kernel(kernel):
         loss = F.cross_entropy(model(x), y)
     loss.backward()
-    return float(loss), {n: p.grad.clone() for n, p in model.named_parameters()}
+    return float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
 def test_math_kernel_gives_the_fused_kernels_loss_and_gradients():

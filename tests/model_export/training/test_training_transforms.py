@@ -9,6 +9,7 @@ from PIL import Image
 from model_export.training.transforms import (
     eval_transform,
     random_affine,
+    random_flip,
     random_resized_crop,
     shorter_side_size,
     to_model_input,
@@ -69,6 +70,19 @@ def test_random_resized_crop_shape_and_flip():
     assert any(exact) and any(mirrored)
     smaller = random_resized_crop(preprocessing, scale_min=0.3, flip=False)(image, np.random.default_rng(5))
     assert smaller.shape == (16, 16, 3) and not np.array_equal(smaller, base)
+
+
+def test_random_flip_is_the_evaluation_image_or_its_mirror_about_half_the_time():
+    preprocessing = Preprocessing((16, 16), "exact", interpolation="bicubic")
+    image = _noise(32, 32, seed=4)
+    base = eval_transform(preprocessing)(image)
+    flip = random_flip(preprocessing)
+    outs = [flip(image, np.random.default_rng((0, 1, index))) for index in range(200)]
+    mirrored = [np.array_equal(o, base[:, ::-1]) for o in outs]
+    assert all(m or np.array_equal(o, base) for m, o in zip(mirrored, outs, strict=True))
+    assert 70 <= sum(mirrored) <= 130
+    assert all(o.flags.c_contiguous and o.dtype == np.uint8 for o in outs)
+    assert np.array_equal(flip(image, np.random.default_rng(9)), flip(image, np.random.default_rng(9)))
 
 
 def test_to_model_input_normalises_like_the_graph():
