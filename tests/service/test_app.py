@@ -180,3 +180,18 @@ def test_reduced_precision_variants_are_served(variant_bundle: Path, variant: st
         assert sum(scores) == pytest.approx(1.0, abs=1e-4)
         rollout = client.get(response.json()["explanation"]["url"]).json()
         assert rollout["grid"] == [4, 4] and 0 < sum(map(sum, rollout["map"])) < 1
+
+
+def test_model_info_leaves_out_accuracy_the_bundle_did_not_measure(tiny_bundle: Path, tmp_path: Path):
+    import json
+    import shutil
+
+    bundle = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for graph in manifest["graphs"]:
+        graph["accuracy"] = {"test_top1": None, "delta_top1_vs_fp32": None}  # as older exports wrote
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    for client in client_for(bundle):
+        response = client.get("/v1/model")
+        assert response.status_code == 200, response.text
+        assert response.json()["accuracy"] == {}

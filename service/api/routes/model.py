@@ -25,7 +25,8 @@ async def model_info(service: ServiceDep, settings: SettingsDep) -> ModelRespons
         preprocessing=manifest.preprocessing.to_dict(),
         providers=service.providers,
         variant=bundle.variant,
-        accuracy={k: float(v) for k, v in bundle.classify.accuracy.items()},
+        # a bundle exported without a test split may record nulls: reported as not measured (absent)
+        accuracy={k: float(v) for k, v in bundle.classify.accuracy.items() if v is not None},
         bundle_digest=bundle.digest,
         explain=bundle.explain is not None,
         max_batch_size=service.classify_batcher.max_batch_size,
