@@ -26,7 +26,7 @@ from service.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
-AUTOTUNE_TIME_PER_BUCKET_S = 0.25  # and at least two timed runs per bucket
+AUTOTUNE_ROUNDS = 3  # timed runs per bucket at start-up (the fastest counts)
 
 
 @dataclass(frozen=True)
@@ -116,10 +116,11 @@ class InferenceService:
 
     async def tune_batch_cap(self) -> None:
         """Time the classify graph at every bucket and cap both batchers where larger batches stop paying
-        (the explain graph is the classify graph plus the rollout, so it shares the cap)."""
+        (see ``service.batch_tuning``; the explain graph is the classify graph plus the rollout, so it
+        shares the cap)."""
         engine = self.classify_engine
         rates = await self.classify_batcher.run_sync(
-            lambda: measure_rates(engine.run_bucket, engine.buckets, AUTOTUNE_TIME_PER_BUCKET_S)
+            lambda: measure_rates(engine.run_bucket, engine.buckets, rounds=AUTOTUNE_ROUNDS)
         )
         cap = choose_batch_cap(rates, self.settings.batch_autotune_tolerance)
         self.engine_rates = rates

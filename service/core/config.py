@@ -44,10 +44,10 @@ class Settings(BaseSettings):
     max_queue: int = Field(256, ge=1)
     request_timeout_s: float = Field(30.0, gt=0)
     batch_autotune: bool = Field(
-        True, description="after warm-up, cap batches at the largest bucket that still pays (measured)"
+        True, description="after warm-up, cap batches where larger ones stop paying (measured per bucket)"
     )
     batch_autotune_tolerance: float = Field(
-        0.05, ge=0, lt=1, description="a bucket pays while within this fraction of the best images/s"
+        0.05, ge=0, lt=1, description="the cap is the smallest bucket within this fraction of the best images/s"
     )
     batch_buckets: Annotated[list[int], NoDecode] = Field(
         default_factory=list, description="batch sizes the engine pads to; default powers of two"
