@@ -16,8 +16,8 @@ PEER_TITLES = {
     "litserve": "LitServe (batching) + ORT",
     "kserve": "KServe model server (v1) + ORT",
     "rayserve": "Ray Serve @serve.batch + ORT",
-    "service_1thread": "this service, VIT_INTRA_OP_THREADS=1",
-    "service_nopad": "this service, VIT_BATCH_BUCKETS=1…16 (no padding)",
+    "service_fixed16": "this service, VIT_BATCH_AUTOTUNE=false (batches up to 16)",
+    "service_nospin": "this service, VIT_ORT_SPINNING=false",
 }
 PEER_ROUTES = {
     # peer -> (predict path, ready path, request envelope)

@@ -122,6 +122,16 @@ def targets(results: dict) -> list[list[str]]:
     return rows
 
 
+def _cap(service: dict) -> str:
+    """The batch cap the service chose at start-up and the engine speeds it chose it from, if reported."""
+    info = service.get("model_info") or {}
+    rates = info.get("engine_images_per_second") or {}
+    if not rates:
+        return ""
+    shown = ", ".join(f"{size}: {rate:.1f}" for size, rate in rates.items())
+    return f"; batches capped at {info['max_batch_size']} from its start-up timing, img/s by batch {shown}"
+
+
 # -- plots ----------------------------------------------------------------------------------------------
 
 
@@ -302,7 +312,9 @@ def render(results: dict, plots: dict[str, str]) -> str:
     ]
     for name, entry in _ok_models(results).items():
         svc = entry["service"]
-        parts.append(f"**{name}**, closed loop (service ready {svc['startup_s']:.1f} s after start)\n")
+        parts.append(
+            f"**{name}**, closed loop (service ready {svc['startup_s']:.1f} s after start{_cap(svc)})\n"
+        )
         parts.append(
             _table(
                 [
@@ -358,9 +370,10 @@ def render(results: dict, plots: dict[str, str]) -> str:
             "decoding base64 costs well under 1 ms); KServe's v1 server has no dynamic batching without "
             "its Kubernetes sidecar; the peers decode JPEGs at full size while the service uses draft "
             "decoding (see Preprocessing). Ratios are the peer's figure over this service's at the same "
-            "concurrency: throughput < 1 and p99 > 1 mean the service is ahead. All servers were up at "
-            "once (idle ones cost little; Ray's daemons some) and each level ran on every server in "
-            "rotating order, repeated, so slow drifts in background load hit all servers alike.\n",
+            "concurrency: throughput < 1 and p99 > 1 mean the service is ahead. Each server ran alone "
+            "(started, taken through every level, stopped: an idle LitServe worker polls for about 0.08 "
+            "of a core and Ray's daemons take some too), in rotating order, and the whole round was "
+            "repeated, so slow drifts in background load hit all servers alike.\n",
             f"![peers]({plots.get('peers-' + name, '')})\n",
         ]
         ours = {r["concurrency"]: r for r in entry["service"]["closed"]}

@@ -7,7 +7,6 @@ python -m bench --quick    # smaller sweep (make bench-quick), < 3 min once the 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
@@ -24,7 +23,7 @@ from bench.http import closed_sweep, open_sweep, run_loadgen
 from bench.images import IMAGES, content_type, ensure_images
 from bench.models import MODELS, PreparedModel, prepare
 from bench.peers_spec import PEERS, peer_spec, service_spec
-from bench.servers import RunningServer
+from bench.servers import RunningServer, ServerSpec
 from bench.stats import interpolate, median
 from bench.venvs import ensure_venv
 
@@ -47,12 +46,12 @@ class Plan:
     gemm_n: int = 2048
     max_batch_size: int = 16
     max_batch_delay_ms: float = 5.0
-    repetitions: int = 2  # closed-loop levels are repeated, servers interleaved; medians are reported
+    repetitions: int = 2  # rounds over the servers (each alone, order rotated); medians are reported
     # Extra configurations of this service run beside the peers (name -> VIT_* environment).
     service_variants: dict[str, dict[str, str]] = field(
         default_factory=lambda: {
-            "service_1thread": {"VIT_INTRA_OP_THREADS": "1"},
-            "service_nopad": {"VIT_BATCH_BUCKETS": ",".join(str(n) for n in range(1, 17))},
+            "service_fixed16": {"VIT_BATCH_AUTOTUNE": "false"},
+            "service_nospin": {"VIT_ORT_SPINNING": "false"},
         }
     )
     engine_1thread_batches: list[int] = field(default_factory=lambda: [1, 8])
@@ -123,43 +122,70 @@ def _aggregate(runs: list[dict]) -> dict:
 
 
 def compare_closed(
-    servers: dict[str, RunningServer], image: Path, plan: Plan, probe: EngineProbe, ceiling: list[dict]
-) -> dict[str, list[dict]]:
-    """Closed-loop levels, each repeated ``plan.repetitions`` times across all servers in rotating order;
-    after each of this service's runs the engine is probed at the batch size the batcher formed."""
-    names = list(servers)
-    rows: dict[str, list[dict]] = {name: [] for name in names}
+    specs: dict[str, ServerSpec],
+    image: Path,
+    plan: Plan,
+    probe: EngineProbe,
+    ceiling: list[dict],
+    logs: Path,
+    model_name: str,
+) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """Closed-loop levels on every server, each server running alone: started, taken through every level,
+    stopped, so that no idle server (LitServe's polling worker, Ray's daemons) takes CPU from the one
+    measured. Repetitions rotate the order to spread drift; after each of this service's levels the engine
+    is probed at the batch size the batcher formed. Returns the rows and each server's start-up status."""
+    names = list(specs)
+    runs: dict[str, dict[int, list[dict]]] = {name: {c: [] for c in plan.concurrencies} for name in names}
+    status: dict[str, dict] = {}
     points = [(row["batch"], row["img_per_s"]) for row in ceiling]
-    for concurrency in plan.concurrencies:
-        runs: dict[str, list[dict]] = {name: [] for name in names}
-        for rep in range(plan.repetitions):
-            order = names[rep % len(names) :] + names[: rep % len(names)]
-            for name in order:
-                server = servers[name]
-                row = closed_sweep(server, image, [concurrency], plan.duration_s, plan.warmup_s)[0]
-                if name == "service":
-                    batch = row.get("mean_batch") or 1.0
-                    now = probe.img_per_s(max(1, round(batch)))
-                    table = interpolate(points, batch)
-                    # Probed now at the rounded batch; the table (measured earlier) is kept beside it.
-                    row["engine_img_per_s_at_batch"] = now
-                    row["engine_table_img_per_s_at_batch"] = table
-                    row["efficiency"] = row["throughput_rps"] / now if now else None
-                runs[name].append(row)
-        for name in names:
-            rows[name].append(_aggregate(runs[name]))
-        log(
-            f"c={concurrency}: "
-            + ", ".join(f"{name} {rows[name][-1]['throughput_rps']:.1f} req/s" for name in names)
-        )
-    return rows
+    for rep in range(plan.repetitions):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for name in order:
+            if status.get(name, {}).get("status") == "failed":
+                continue
+            log_path = logs / f"{name}-{model_name}-{rep + 1}.log"
+            try:
+                server = RunningServer(specs[name], log_path, REPO).__enter__()
+            except Exception as exc:  # one server failing must not sink the run; the report says why
+                log(f"{model_name}: {name} failed to start: {exc}")
+                status[name] = {"status": "failed", "reason": str(exc)[-600:]}
+                continue
+            try:
+                entry = status.setdefault(name, {"status": "ok", "startup_runs_s": []})
+                entry["startup_runs_s"].append(server.startup_s)
+                for concurrency in plan.concurrencies:
+                    row = closed_sweep(server, image, [concurrency], plan.duration_s, plan.warmup_s)[0]
+                    if name == "service":
+                        batch = row.get("mean_batch") or 1.0
+                        now = probe.img_per_s(max(1, round(batch)))
+                        # Probed now at the rounded batch; the table (measured earlier) is kept beside it.
+                        row["engine_img_per_s_at_batch"] = now
+                        row["engine_table_img_per_s_at_batch"] = interpolate(points, batch)
+                        row["efficiency"] = row["throughput_rps"] / now if now else None
+                    runs[name][concurrency].append(row)
+            finally:
+                server.stop()
+            log(
+                f"{model_name}: {name} (run {rep + 1}): "
+                + ", ".join(f"c={c} {runs[name][c][-1]['throughput_rps']:.1f}" for c in plan.concurrencies)
+                + " req/s"
+            )
+    rows = {
+        name: [_aggregate(runs[name][c]) for c in plan.concurrencies]
+        for name in names
+        if status.get(name, {}).get("status") == "ok"
+    }
+    for entry in status.values():
+        if entry["status"] == "ok":
+            entry["startup_s"] = median(entry["startup_runs_s"])
+    return rows, status
 
 
-def start_peers(
-    model: PreparedModel, plan: Plan, cache: Path, logs: Path, stack: contextlib.ExitStack
-) -> tuple[dict[str, RunningServer], dict[str, dict]]:
-    """Every peer that installs and starts, up at once; the others with the reason they are missing."""
-    running: dict[str, RunningServer] = {}
+def peer_specs(
+    model: PreparedModel, plan: Plan, cache: Path, logs: Path
+) -> tuple[dict[str, ServerSpec], dict]:
+    """How to start every peer whose environment installs; the others with the reason they are missing."""
+    specs: dict[str, ServerSpec] = {}
     status: dict[str, dict] = {}
     for peer in plan.peers:
         if peer == "fastapi_torch" and model.model_dir is None:
@@ -168,17 +194,13 @@ def start_peers(
         try:
             log(f"{model.spec.name}: peer {peer}: environment")
             ensure_venv(cache / "venvs", peer, log=logs / f"venv-{peer}.log")
-            spec = peer_spec(peer, model, cache / "venvs", plan.max_batch_size, plan.max_batch_delay_ms)
-            server = stack.enter_context(
-                RunningServer(spec, logs / f"peer-{peer}-{model.spec.name}.log", REPO)
+            specs[peer] = peer_spec(
+                peer, model, cache / "venvs", plan.max_batch_size, plan.max_batch_delay_ms
             )
-            log(f"{model.spec.name}: peer {peer} up in {server.startup_s:.1f} s")
-            running[peer] = server
-            status[peer] = {"status": "ok", "startup_s": server.startup_s}
-        except Exception as exc:  # one peer failing must not sink the run; the report says why
+        except Exception as exc:
             log(f"{model.spec.name}: peer {peer} failed: {exc}")
             status[peer] = {"status": "failed", "reason": str(exc)[-600:]}
-    return running, status
+    return specs, status
 
 
 def service_figures(
@@ -190,40 +212,47 @@ def service_figures(
     ceiling: list[dict],
     with_peers: bool,
 ) -> tuple[dict, dict | None]:
-    """This service (and, for the peer model, every peer beside it) under closed-loop load; then the
-    service alone: open loop, and on the extras model explanations and per-image request latency."""
+    """This service (and, for the peer model, every peer, one at a time) under closed-loop load; then the
+    service again: open loop, and on the extras model explanations and per-image request latency."""
     probe = EngineProbe(model, min_time_s=min(1.0, plan.engine_min_time_s))
     spec = service_spec(model, plan.max_batch_size, plan.max_batch_delay_ms)
+    specs: dict[str, ServerSpec] = {"service": spec}
     peers: dict | None = None
+    if with_peers:
+        found, peers = peer_specs(model, plan, cache, logs)
+        specs.update(found)
+        for variant, env in plan.service_variants.items():
+            extra = service_spec(model, plan.max_batch_size, plan.max_batch_delay_ms, env)
+            extra.ready_timeout_s = 400  # warming up every bucket takes a while
+            specs[variant] = extra
+    log(f"{model.spec.name}: closed loop {plan.concurrencies} × {plan.repetitions} on {list(specs)}")
+    closed, status = compare_closed(specs, images[LOAD_IMAGE], plan, probe, ceiling, logs, model.spec.name)
+    if "service" not in closed:
+        raise RuntimeError(f"the service did not start: {status.get('service')}")
+    if peers is not None:
+        for name, entry in status.items():
+            if name == "service":
+                continue
+            peers[name] = {
+                **entry,
+                **({"env": plan.service_variants[name]} if name in plan.service_variants else {}),
+            }
+            if name in closed:
+                peers[name]["closed"] = closed[name]
     with RunningServer(spec, logs / f"service-{model.spec.name}.log", cwd=REPO) as server:
         log(f"{model.spec.name}: service up in {server.startup_s:.1f} s")
-        with contextlib.ExitStack() as stack:
-            servers = {"service": server}
-            if with_peers:
-                running, peers = start_peers(model, plan, cache, logs, stack)
-                for variant, env in plan.service_variants.items():
-                    extra = service_spec(model, plan.max_batch_size, plan.max_batch_delay_ms, env)
-                    extra.ready_timeout_s = 400  # warming up every bucket takes a while
-                    running[variant] = stack.enter_context(
-                        RunningServer(extra, logs / f"{variant}-{model.spec.name}.log", cwd=REPO)
-                    )
-                    peers[variant] = {"status": "ok", "startup_s": running[variant].startup_s, "env": env}
-                servers.update(running)
-            log(
-                f"{model.spec.name}: closed loop {plan.concurrencies} × {plan.repetitions} on {list(servers)}"
-            )
-            closed = compare_closed(servers, images[LOAD_IMAGE], plan, probe, ceiling)
-        if peers is not None:
-            for name, rows in closed.items():
-                if name != "service":
-                    peers[name]["closed"] = rows
         saturated = max(row["throughput_rps"] for row in closed["service"])
         rates = [round(max(0.5, f * saturated), 2) for f in plan.rate_fractions]
         log(f"{model.spec.name}: open loop at {rates} req/s")
         open_rows = open_sweep(server, images[LOAD_IMAGE], rates, plan.duration_s, plan.warmup_s)
         for row, fraction in zip(open_rows, plan.rate_fractions, strict=True):
             row["fraction_of_saturation"] = fraction
-        figures = {"startup_s": server.startup_s, "closed": closed["service"], "open": open_rows}
+        figures = {
+            "startup_s": server.startup_s,
+            "model_info": server.get("/v1/model").json(),
+            "closed": closed["service"],
+            "open": open_rows,
+        }
         if model.spec.name == plan.extras_model:
             figures["explain"] = explain_figures(server, model, images[LOAD_IMAGE], plan)
             figures["request_by_image"] = {
