@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         True, description="after warm-up, cap batches where larger ones stop paying (measured per bucket)"
     )
     batch_autotune_tolerance: float = Field(
-        0.05, ge=0, lt=1, description="the cap is the smallest bucket within this fraction of the best images/s"
+        0.05, ge=0, lt=1, description="the cap: the smallest bucket within this fraction of the best img/s"
     )
     batch_buckets: Annotated[list[int], NoDecode] = Field(
         default_factory=list, description="batch sizes the engine pads to; default powers of two"
