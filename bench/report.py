@@ -135,6 +135,16 @@ def _cap(service: dict) -> str:
 # -- plots ----------------------------------------------------------------------------------------------
 
 
+def _save(fig, axes: list, out: Path, file: str) -> str:
+    """Grid every axis, write the figure as a PNG into ``out`` and return its path relative to docs/."""
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / file, dpi=110)
+    plt.close(fig)
+    return f"bench/{file}"
+
+
 def _plot_engine(results: dict, out: Path) -> str:
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, entry in _ok_models(results).items():
@@ -148,11 +158,7 @@ def _plot_engine(results: dict, out: Path) -> str:
         title="Engine ceiling (ORT, in process)",
     )
     ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "engine.png", dpi=110)
-    plt.close(fig)
-    return "bench/engine.png"
+    return _save(fig, [ax], out, "engine.png")
 
 
 def _plot_peers(name: str, entry: dict, out: Path) -> str:
@@ -173,13 +179,8 @@ def _plot_peers(name: str, entry: dict, out: Path) -> str:
         ylabel="p99 latency (ms)",
         title=f"{name}: p99 latency",
     )
-    for ax in (left, right):
-        ax.grid(True, which="both", alpha=0.3)
     left.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / f"peers-{name}.png", dpi=110)
-    plt.close(fig)
-    return f"bench/peers-{name}.png"
+    return _save(fig, [left, right], out, f"peers-{name}.png")
 
 
 def _plot_open(results: dict, out: Path) -> str:
@@ -199,11 +200,7 @@ def _plot_open(results: dict, out: Path) -> str:
         title="Service, open loop (Poisson arrivals)",
     )
     ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "open-loop.png", dpi=110)
-    plt.close(fig)
-    return "bench/open-loop.png"
+    return _save(fig, [ax], out, "open-loop.png")
 
 
 # -- document ---------------------------------------------------------------------------------------------

@@ -145,7 +145,7 @@ def compare_closed(
                 continue
             log_path = logs / f"{name}-{model_name}-{rep + 1}.log"
             try:
-                server = RunningServer(specs[name], log_path, REPO).__enter__()
+                server = RunningServer(specs[name], log_path, REPO).start()
             except Exception as exc:  # one server failing must not sink the run; the report says why
                 log(f"{model_name}: {name} failed to start: {exc}")
                 status[name] = {"status": "failed", "reason": str(exc)[-600:]}
@@ -233,10 +233,9 @@ def service_figures(
         for name, entry in status.items():
             if name == "service":
                 continue
-            peers[name] = {
-                **entry,
-                **({"env": plan.service_variants[name]} if name in plan.service_variants else {}),
-            }
+            peers[name] = dict(entry)
+            if name in plan.service_variants:
+                peers[name]["env"] = plan.service_variants[name]
             if name in closed:
                 peers[name]["closed"] = closed[name]
     with RunningServer(spec, logs / f"service-{model.spec.name}.log", cwd=REPO) as server:

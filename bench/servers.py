@@ -60,6 +60,10 @@ class RunningServer:
         self.startup_s: float | None = None
 
     def __enter__(self) -> RunningServer:
+        return self.start()
+
+    def start(self) -> RunningServer:
+        """Launch the server and wait until it is ready (stopped again if it never gets there)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.spec.env}
         started = time.perf_counter()

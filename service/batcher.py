@@ -72,8 +72,8 @@ class Batcher(Generic[P, R]):
         timeout_s: float,
         metrics: BatcherMetrics | None = None,
     ) -> None:
-        if max_batch_size < 1 or max_queue < 1:
-            raise ValueError("max_batch_size and max_queue must be positive")
+        if max_queue < 1:
+            raise ValueError("max_queue must be positive")  # max_batch_size: set_max_batch_size checks
         self.name = name
         self.predict = predict
         self.max_delay_s = max_delay_s

@@ -11,6 +11,7 @@ from starlette.types import Message
 from service.api.errors import ApiError
 
 MULTIPART = "multipart/form-data"
+MULTIPART_SLACK = 64 * 1024  # boundary and part headers around a single file
 
 
 @dataclass(frozen=True)
@@ -108,3 +109,13 @@ async def read_images(
         return uploads
     finally:
         await form.close()
+
+
+async def read_one_image(request: Request, field: str, limit: int) -> bytes:
+    """The one image of a single-image route (multipart ``field`` or raw body); its refusal is raised."""
+    (upload,) = await read_images(
+        request, field=field, per_file_limit=limit, total_limit=limit + MULTIPART_SLACK, max_files=1
+    )
+    if upload.error is not None:
+        raise upload.error
+    return upload.data

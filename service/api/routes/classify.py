@@ -20,14 +20,12 @@ from service.api.schemas import (
     ExplanationRef,
     Prediction,
 )
-from service.api.uploads import Upload, read_images
+from service.api.uploads import Upload, read_images, read_one_image
 from service.inference import ClassifyResult, ExplainUnavailableError
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["classify"])
-
-MULTIPART_SLACK = 64 * 1024  # boundary and part headers around the one file
 
 
 def image_body(field: str, many: bool = False) -> dict[str, Any]:
@@ -76,15 +74,8 @@ async def classify(
     request: Request, service: ServiceDep, settings: SettingsDep, top_k: TopK = 5, explain: bool = False
 ) -> ClassifyResponse:
     check_top_k(top_k, service)
-    limit = settings.max_upload_bytes
-    upload = (
-        await read_images(
-            request, field="file", per_file_limit=limit, total_limit=limit + MULTIPART_SLACK, max_files=1
-        )
-    )[0]
-    if upload.error is not None:
-        raise upload.error
-    result = await unless_disconnected(request, classify_one(service, upload.data, top_k, explain))
+    data = await read_one_image(request, "file", settings.max_upload_bytes)
+    result = await unless_disconnected(request, classify_one(service, data, top_k, explain))
     manifest = service.bundle.manifest
     return ClassifyResponse(
         model=manifest.name,

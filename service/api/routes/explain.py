@@ -10,9 +10,9 @@ from fastapi.responses import Response
 from service.api.deps import ServiceDep, SettingsDep
 from service.api.disconnect import unless_disconnected
 from service.api.errors import ApiError
-from service.api.routes.classify import MULTIPART_SLACK, image_body
+from service.api.routes.classify import image_body
 from service.api.schemas import ERROR_RESPONSES, ErrorResponse, ExplanationResponse
-from service.api.uploads import read_images
+from service.api.uploads import read_one_image
 from service.explanations import Explanation
 from service.inference import ExplainUnavailableError, InferenceService
 
@@ -68,16 +68,9 @@ async def get_explanation(
 async def explain(
     request: Request, service: ServiceDep, settings: SettingsDep, format: Format = "json"
 ) -> ExplanationResponse | Response:
-    limit = settings.max_upload_bytes
-    upload = (
-        await read_images(
-            request, field="file", per_file_limit=limit, total_limit=limit + MULTIPART_SLACK, max_files=1
-        )
-    )[0]
-    if upload.error is not None:
-        raise upload.error
+    data = await read_one_image(request, "file", settings.max_upload_bytes)
     try:
-        entry, _ = await unless_disconnected(request, service.explain(upload.data))
+        entry, _ = await unless_disconnected(request, service.explain(data))
     except ExplainUnavailableError as exc:
         raise ApiError(404, "explain_unavailable", str(exc)) from None
     return await render(service, entry, format)
